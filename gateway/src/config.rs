@@ -1,0 +1,275 @@
+//! Configuration: built-in defaults < config file < `OPENPSM_*` environment (figment).
+//!
+//! The defaults are `config/gateway.toml` itself, embedded at build time, so the documented file
+//! and the behaviour cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Toml};
+use openpsm_plugin_api::info::validate_id;
+use serde::{Deserialize, Serialize};
+
+/// The documented configuration file, which is also the defaults.
+pub const DEFAULTS: &str = include_str!("../../config/gateway.toml");
+
+/// The file read when no `--config` is given, if it exists.
+pub const DEFAULT_FILE: &str = "config/gateway.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Parse(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub plugin_defaults: PluginDefaults,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginDefaults {
+    pub call_timeout_ms: u64,
+    pub load_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub settings: serde_json::Value,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// Maps an environment key to a config key: after `plugins.`, a `_` in the plugin id stands for
+/// `-` (a shell cannot export a name with `-`).
+fn env_key(key: &str) -> String {
+    let mut parts: Vec<String> = key.split('.').map(str::to_owned).collect();
+    if parts.first().map(String::as_str) == Some("plugins") {
+        if let Some(id) = parts.get_mut(1) {
+            *id = id.replace('_', "-");
+        }
+    }
+    parts.join(".")
+}
+
+impl Config {
+    /// Loads the layers. `file` is `--config`; without it `config/gateway.toml` is read if present.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        match file {
+            Some(path) if !path.is_file() => return Err(ConfigError::Missing(path.to_owned())),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_FILE));
+            }
+            None => {}
+        }
+        let env = Env::prefixed("OPENPSM_")
+            .ignore(&["config"])
+            .split("__")
+            .map(|k| env_key(k.as_str()).into());
+        figment = figment.merge(env);
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(one_line(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rules serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir must not be empty".into());
+        }
+        if !self.server.listen.ip().is_loopback() {
+            return invalid(format!(
+                "server.listen = {} is not a loopback address: plain HTTP is only served on loopback",
+                self.server.listen
+            ));
+        }
+        let timeouts = [
+            (
+                "plugin_defaults.call_timeout_ms",
+                Some(self.plugin_defaults.call_timeout_ms),
+            ),
+            (
+                "plugin_defaults.load_timeout_ms",
+                Some(self.plugin_defaults.load_timeout_ms),
+            ),
+        ];
+        let per_plugin = self
+            .plugins
+            .iter()
+            .map(|(id, p)| (id.as_str(), p.call_timeout_ms));
+        for (name, value) in timeouts.into_iter().chain(per_plugin) {
+            if let Some(ms) = value
+                && !(1..=600_000).contains(&ms)
+            {
+                return invalid(format!("{name}: timeout must be 1 to 600000 ms, got {ms}"));
+            }
+        }
+        for (id, entry) in &self.plugins {
+            if let Err(e) = validate_id(id) {
+                return invalid(format!("plugins.{id}: {e}"));
+            }
+            if entry
+                .path
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().is_empty())
+            {
+                return invalid(format!("plugins.{id}.path must not be empty"));
+            }
+            if !(entry.settings.is_null() || entry.settings.is_object()) {
+                return invalid(format!("plugins.{id}.settings must be a table"));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid(format!(
+                "log.level {:?} is not a valid filter",
+                self.log.level
+            ));
+        }
+        Ok(())
+    }
+
+    /// The call timeout of one plugin.
+    pub fn call_timeout(&self, id: &str) -> std::time::Duration {
+        let ms = self
+            .plugins
+            .get(id)
+            .and_then(|p| p.call_timeout_ms)
+            .unwrap_or(self.plugin_defaults.call_timeout_ms);
+        std::time::Duration::from_millis(ms)
+    }
+
+    /// The effective configuration as TOML, with every secret-looking value redacted.
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        let mut value =
+            serde_json::to_value(self).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        redact(&mut value);
+        toml::to_string_pretty(&value).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+}
+
+/// True for a key whose value must never be printed.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "passphrase",
+        "credential",
+        "private",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+        || k == "key"
+        || k.ends_with("_key")
+        || k.ends_with("-key")
+        || k.ends_with("apikey")
+}
+
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if is_secret_key(k) && !v.is_object() {
+                    *v = serde_json::Value::String("[redacted]".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// figment's errors can span lines; the gateway reports configuration errors on one line.
+fn one_line(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| e.to_string().replace('\n', " "))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_keys_map_plugin_ids() {
+        assert_eq!(
+            env_key("plugins.jit_ad.settings.bind_dn"),
+            "plugins.jit-ad.settings.bind_dn"
+        );
+        assert_eq!(
+            env_key("server.shutdown_grace_secs"),
+            "server.shutdown_grace_secs"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut v = serde_json::json!({"a": {"bind_password": "x", "api_key": "y", "keepalive_secs": 3, "dir": "d"}});
+        redact(&mut v);
+        assert_eq!(v["a"]["bind_password"], "[redacted]");
+        assert_eq!(v["a"]["api_key"], "[redacted]");
+        assert_eq!(v["a"]["keepalive_secs"], 3);
+        assert_eq!(v["a"]["dir"], "d");
+    }
+
+    #[test]
+    fn embedded_defaults_parse_and_validate() {
+        let config: Config = Figment::from(Toml::string(DEFAULTS)).extract().unwrap();
+        config.validate().unwrap();
+        assert!(config.plugins.contains_key("local-files"));
+    }
+}

@@ -1,0 +1,8 @@
+//! The openpsm gateway as a library: configuration, the plugin registry, the HTTP server.
+//! The `openpsm` binary (`main.rs`) is a thin CLI over it.
+
+pub mod config;
+pub mod logging;
+pub mod plugins;
+pub mod recorder_local;
+pub mod web;

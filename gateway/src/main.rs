@@ -1,0 +1,176 @@
+//! `openpsm`: the gateway's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use openpsm_gateway::config::Config;
+use openpsm_gateway::plugins::{Registry, Status};
+use openpsm_gateway::{logging, web};
+
+/// Exit code for a configuration or plugin that is refused.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "openpsm",
+    version,
+    about = "openpsm privileged session management gateway"
+)]
+struct Cli {
+    /// Configuration file (default: ./config/gateway.toml if present, else built-in defaults).
+    #[arg(long, global = true, env = "OPENPSM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway's HTTP server.
+    Serve,
+    /// Validate the configuration, build every enabled plugin, print the effective configuration
+    /// with secrets redacted.
+    CheckConfig,
+    /// Inspect plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Every known plugin: id, kind, version, plugin-api version, origin, enabled, status.
+    List {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return refuse(&e),
+    };
+    logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::CheckConfig => check_config(config).await,
+            Command::Plugins {
+                command: PluginsCommand::List { json },
+            } => list_plugins(config, json).await,
+        }
+    })
+}
+
+fn refuse(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    metrics::gauge!("openpsm_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    let registry = match Registry::load(&config).await {
+        Ok(registry) => Arc::new(registry),
+        Err(e) => return refuse(&e),
+    };
+    for record in registry.records() {
+        tracing::info!(plugin = %record.id, origin = %record.origin, status = ?record.status, "plugin");
+    }
+    let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", config.server.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(config.server.listen);
+    // The one line on stdout: scripts and tests read the address from it.
+    println!("openpsm listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let state = web::AppState { registry, metrics };
+    match web::serve(
+        listener,
+        state,
+        Duration::from_secs(config.server.shutdown_grace_secs),
+    )
+    .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn check_config(config: Config) -> ExitCode {
+    if let Err(e) = Registry::load(&config).await {
+        return refuse(&e);
+    }
+    match config.to_redacted_toml() {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => refuse(&e),
+    }
+}
+
+async fn list_plugins(config: Config, json: bool) -> ExitCode {
+    let (registry, failures) = Registry::inspect(&config).await;
+    let records = registry.records();
+    if json {
+        match serde_json::to_string_pretty(records) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    } else {
+        println!(
+            "{:<20} {:<20} {:<9} {:<5} {:<7} {:<40} STATUS",
+            "ID", "KIND", "VERSION", "API", "ENABLED", "ORIGIN"
+        );
+        for r in records {
+            let dash = || "-".to_owned();
+            let status = match &r.status {
+                Status::Active => "active".to_owned(),
+                Status::Disabled => "disabled".to_owned(),
+                Status::Failed(reason) => format!("failed: {reason}"),
+            };
+            println!(
+                "{:<20} {:<20} {:<9} {:<5} {:<7} {:<40} {}",
+                r.id,
+                r.kind.map(|k| k.to_string()).unwrap_or_else(dash),
+                r.version.clone().unwrap_or_else(dash),
+                r.api_version.clone().unwrap_or_else(dash),
+                if r.enabled { "yes" } else { "no" },
+                r.origin.to_string(),
+                status
+            );
+        }
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CONFIG)
+    }
+}

@@ -1,0 +1,4 @@
+//! The `rdp` plugin of openpsm.
+//!
+//! Deliberately empty: its behaviour arrives with issue 9 (the rdp plugin). Until then the crate registers
+//! nothing, so the gateway neither lists nor offers it; nothing pretends to work that does not.
