@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::CheckConfig => check_config(config).await,
@@ -76,7 +76,11 @@ fn main() -> ExitCode {
                 command: PluginsCommand::List { json },
             } => list_plugins(config, json).await,
         }
-    })
+    });
+    // A plugin call that never returned still holds a blocking thread; dropping the runtime
+    // would wait for it forever.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    code
 }
 
 fn refuse(error: &dyn std::fmt::Display) -> ExitCode {

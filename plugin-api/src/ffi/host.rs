@@ -394,7 +394,10 @@ impl FfiSessionIo for HostIo {
                 return FfiRecv::Closed;
             };
             let wait = Duration::from_millis(timeout_ms.min(60_000));
-            match self.runtime.block_on(tokio::time::timeout(wait, rx.recv())) {
+            match self
+                .runtime
+                .block_on(async { tokio::time::timeout(wait, rx.recv()).await })
+            {
                 Err(_) => FfiRecv::Timeout,
                 Ok(None) => FfiRecv::Closed,
                 Ok(Some(input)) => match codec::encode_input(&input) {
