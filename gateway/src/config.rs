@@ -88,7 +88,11 @@ fn enabled_by_default() -> bool {
 /// `-` (a shell cannot export a name with `-`).
 fn env_key(key: &str) -> String {
     let mut parts: Vec<String> = key.split('.').map(str::to_owned).collect();
-    if parts.first().map(String::as_str) == Some("plugins") {
+    // figment lowercases keys after this mapping, so the key may still be upper-case here.
+    if parts
+        .first()
+        .is_some_and(|p| p.eq_ignore_ascii_case("plugins"))
+    {
         if let Some(id) = parts.get_mut(1) {
             *id = id.replace('_', "-");
         }

@@ -79,7 +79,7 @@ impl PluginSettings {
             other => other.clone(),
         };
         serde_json::from_value(value)
-            .map_err(|e| crate::error::PluginError::settings(format!("invalid settings: {e}")))
+            .map_err(|e| crate::error::PluginError::settings(e.to_string()))
     }
 }
 

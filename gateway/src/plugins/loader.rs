@@ -120,9 +120,8 @@ pub fn load(
     let built = match (root.instantiate())(RStr::from_str(&args), sink) {
         RResult::ROk(ffi) => ffi,
         RResult::RErr(text) => {
-            return Err(Refusal::new(
-                codec::error_from_wire(text.as_str()).to_string(),
-            ));
+            let error = codec::error_from_wire(text.as_str());
+            return Err(Refusal::new(describe_error(&error)));
         }
     };
     let foreign = ForeignPlugin::new(built).map_err(|e| Refusal::new(e.to_string()))?;
@@ -135,6 +134,16 @@ pub fn load(
         .into_instance()
         .map_err(|e| Refusal::new(e.to_string()))?;
     Ok(Loaded { info, instance })
+}
+
+/// A plugin's build error as the refusal says it: settings errors are marked as such.
+pub fn describe_error(e: &openpsm_plugin_api::PluginError) -> String {
+    match e.kind {
+        openpsm_plugin_api::ErrorKind::InvalidSettings => {
+            format!("invalid settings: {}", e.message)
+        }
+        _ => e.message.clone(),
+    }
 }
 
 fn first_line(text: &str) -> String {

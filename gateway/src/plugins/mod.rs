@@ -221,7 +221,7 @@ impl Registry {
                     ))
                 })?
                 .map_err(|e| refuse(format!("building the plugin panicked: {e}")))?;
-                let instance = built.map_err(|e| refuse(e.to_string()))?;
+                let instance = built.map_err(|e| refuse(loader::describe_error(&e)))?;
                 Ok((info, instance))
             }
             (Some(path), None) => {
