@@ -253,3 +253,37 @@ impl AccountProvisioner for Guarded<dyn AccountProvisioner> {
         self.guard.call("owned", self.inner.owned()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn timeouts_and_panics_become_errors() {
+        let guard = Guard::new("test", Duration::from_millis(50));
+        let slow = guard.call("slow", async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        });
+        let err = slow.await.unwrap_err();
+        assert_eq!((err.kind, err.origin), (ErrorKind::Timeout, Origin::Host));
+        assert!(err.retryable);
+        let err = guard
+            .call("boom", async {
+                let v: Vec<u8> = Vec::new();
+                // An out-of-bounds index panics inside the future.
+                #[allow(clippy::indexing_slicing)]
+                let x = v[usize::from(v.is_empty())];
+                Ok(x)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Panicked);
+        assert_eq!(guard.call("fine", async { Ok(7) }).await.unwrap(), 7);
+        let untimed = guard.call_untimed("long", async {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            Ok(1)
+        });
+        assert_eq!(untimed.await.unwrap(), 1);
+    }
+}
