@@ -89,13 +89,11 @@ fn enabled_by_default() -> bool {
 fn env_key(key: &str) -> String {
     let mut parts: Vec<String> = key.split('.').map(str::to_owned).collect();
     // figment lowercases keys after this mapping, so the key may still be upper-case here.
-    if parts
+    let in_plugins = parts
         .first()
-        .is_some_and(|p| p.eq_ignore_ascii_case("plugins"))
-    {
-        if let Some(id) = parts.get_mut(1) {
-            *id = id.replace('_', "-");
-        }
+        .is_some_and(|p| p.eq_ignore_ascii_case("plugins"));
+    if in_plugins && let Some(id) = parts.get_mut(1) {
+        *id = id.replace('_', "-");
     }
     parts.join(".")
 }

@@ -58,6 +58,15 @@ fn main() -> ExitCode {
         Err(e) => return refuse(&e),
     };
     logging::init(&config.log);
+    // Panics inside the gateway's own tasks become log lines like everything else (the guard
+    // turns a plugin's panic into an error for that call; this records where it happened).
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, "panic: {}", panic_text(info.payload()));
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,6 +90,16 @@ fn main() -> ExitCode {
     // would wait for it forever.
     runtime.shutdown_timeout(Duration::from_secs(2));
     code
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-text panic payload"
+    }
 }
 
 fn refuse(error: &dyn std::fmt::Display) -> ExitCode {

@@ -172,7 +172,8 @@ fn check_config_redacts_secrets() {
 #[test]
 fn unknown_keys_are_reported_by_name() {
     let s = Scratch::new();
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    type Env = Vec<(&'static str, &'static str)>;
+    let cases: Vec<(String, Env, &str)> = vec![
         (
             "[server]\nlsten = \"127.0.0.1:1\"\n".into(),
             vec![],

@@ -10,7 +10,10 @@ use openpsm_plugin_api::mode::{CredentialSecret, DisplaySize, InjectedCredential
 use openpsm_plugin_api::{HostContext, OpenRequest, PluginInstance, SecretText};
 
 fn load(crate_name: &str, id: &str, settings: serde_json::Value) -> PluginInstance {
-    let host = HostContext { id: id.into(), data_dir: std::env::temp_dir() };
+    let host = HostContext {
+        id: id.into(),
+        data_dir: std::env::temp_dir(),
+    };
     match loader::load(&common::lib(crate_name), id, host, settings) {
         Ok(loaded) => loaded.instance,
         Err(refusal) => panic!("{}", refusal.reason),
@@ -19,10 +22,16 @@ fn load(crate_name: &str, id: &str, settings: serde_json::Value) -> PluginInstan
 
 #[tokio::test(flavor = "multi_thread")]
 async fn example_mfa_library_passes_the_mfa_suite() {
-    let PluginInstance::MfaProvider(p) = load("openpsm-example-mfa", "example-mfa", serde_json::json!({"digits": 8})) else {
+    let PluginInstance::MfaProvider(p) = load(
+        "openpsm-example-mfa",
+        "example-mfa",
+        serde_json::json!({"digits": 8}),
+    ) else {
         panic!("kind")
     };
-    let fixture = MfaFixture { respond: Box::new(|enrolment, _| enrolment.reveal.clone()) };
+    let fixture = MfaFixture {
+        respond: Box::new(|enrolment, _| enrolment.reveal.clone()),
+    };
     let report = conformance::mfa::check(p.as_ref(), &fixture).await;
     assert!(report.passed(), "{report}");
     assert!(report.checks >= 15, "{report}");
@@ -41,7 +50,11 @@ async fn example_raw_tcp_library_passes_the_mode_suite() {
             });
         }
     });
-    let PluginInstance::ConnectionMode(mode) = load("openpsm-example-raw-tcp", "example-raw-tcp", serde_json::Value::Null) else {
+    let PluginInstance::ConnectionMode(mode) = load(
+        "openpsm-example-raw-tcp",
+        "example-raw-tcp",
+        serde_json::Value::Null,
+    ) else {
         panic!("kind")
     };
     let request = OpenRequest {

@@ -40,13 +40,24 @@ fn a_panicking_plugin_leaves_the_gateway_serving() {
     assert!(gw.is_running());
     // The library's own log lines and its panic reach the gateway's log with the plugin id.
     let log = gw.stderr();
-    assert!(log.contains("misbehaving plugin built") && log.contains("plugin=\"misbehaving\""), "{log}");
-    assert!(log.contains("plugin panicked at") && log.contains("misbehaving plugin panics as configured"), "{log}");
+    assert!(
+        log.contains("misbehaving plugin built") && log.contains("plugin=\"misbehaving\""),
+        "{log}"
+    );
+    assert!(
+        log.contains("plugin panicked at")
+            && log.contains("misbehaving plugin panics as configured"),
+        "{log}"
+    );
     let (status, metrics) = gw.get("/metrics");
     assert_eq!(status, 200);
     let line = metrics
         .lines()
-        .find(|l| l.starts_with("openpsm_plugin_calls_total") && l.contains("misbehaving") && l.contains("panicked"))
+        .find(|l| {
+            l.starts_with("openpsm_plugin_calls_total")
+                && l.contains("misbehaving")
+                && l.contains("panicked")
+        })
         .unwrap_or_else(|| panic!("no panicked-call counter in:\n{metrics}"));
     assert!(line.ends_with(" 3"), "{line}");
     assert!(metrics.contains("openpsm_build_info"), "{metrics}");
@@ -65,11 +76,26 @@ fn a_hanging_plugin_times_out_then_fails_fast() {
         assert_eq!(status, 503, "{body}");
         let body = json(&body);
         assert_eq!(body["plugins"]["local-files"]["status"], "ok");
-        kinds.push(body["plugins"]["misbehaving"]["kind"].as_str().unwrap().to_owned());
+        kinds.push(
+            body["plugins"]["misbehaving"]["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
         assert_eq!(gw.get("/healthz").0, 200);
     }
     // Four calls time out and stay stuck in the library; then calls fail at once.
-    assert_eq!(kinds, ["timeout", "timeout", "timeout", "timeout", "unresponsive", "unresponsive"]);
+    assert_eq!(
+        kinds,
+        [
+            "timeout",
+            "timeout",
+            "timeout",
+            "timeout",
+            "unresponsive",
+            "unresponsive"
+        ]
+    );
     let (_, body) = gw.get("/readyz");
     assert!(body.contains("earlier calls never returned"), "{body}");
     // Shutdown is not held up by the stuck calls.
@@ -82,7 +108,10 @@ fn a_healthy_gateway_is_ready_and_logs_json_when_asked() {
     let s = Scratch::new();
     let config = s.write(
         "gw.toml",
-        &format!("[plugins.example-mfa]\npath = {:?}\n", lib("openpsm-example-mfa").display().to_string()),
+        &format!(
+            "[plugins.example-mfa]\npath = {:?}\n",
+            lib("openpsm-example-mfa").display().to_string()
+        ),
     );
     let gw = Gateway::start(s.path(), &config, &[("OPENPSM_LOG__FORMAT", "json")]);
     let (status, body) = gw.get("/readyz");
@@ -92,9 +121,12 @@ fn a_healthy_gateway_is_ready_and_logs_json_when_asked() {
     assert_eq!(body["plugins"]["local-files"]["status"], "ok");
     assert_eq!(gw.get("/nope").0, 404);
     let log = gw.stderr();
-    let lines: Vec<serde_json::Value> = log.lines().map(|l| json(l)).collect();
+    let lines: Vec<serde_json::Value> = log.lines().map(json).collect();
     assert!(
-        lines.iter().any(|l| l["plugin"] == "example-mfa" && l["message"].as_str().is_some_and(|m| m.contains("provider ready"))),
+        lines.iter().any(|l| l["plugin"] == "example-mfa"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("provider ready"))),
         "{log}"
     );
     assert!(gw.terminate().success());

@@ -13,12 +13,15 @@ use crate::types::Subject;
 /// How a person would answer, knowing what enrolment showed them (`Enrollment::reveal`): the
 /// suite asks it for a right response at a given time.
 pub struct MfaFixture {
-    pub respond: Box<dyn Fn(&Enrollment, SystemTime) -> Option<SecretText> + Send + Sync>,
+    pub respond: Box<Respond>,
 }
+
+/// Given what enrolment showed and the time, the right response (None if there is none).
+pub type Respond = dyn Fn(&Enrollment, SystemTime) -> Option<SecretText> + Send + Sync;
 
 fn subject() -> Subject {
     Subject {
-        person: Uuid::from_u128(0x0c0f_f_ee),
+        person: Uuid::from_u128(0x00c0_ffee),
         login: "conformance".into(),
         display_name: "Conformance Suite".into(),
     }
