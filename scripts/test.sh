@@ -2,6 +2,7 @@
 # The whole test suite: formatting, lints, the build of every crate (the tests load the example
 # plugin libraries), every test, and cargo-deny. Installs what it needs; run from anywhere.
 set -euo pipefail
+shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n== %s\n' "$*"; }
@@ -13,7 +14,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "build (the example plugin libraries the integration tests load)"
 cargo build --workspace
 step "tests"
-cargo test --workspace
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --workspace 2>&1 | tee "$results"
 step "cargo-deny (bans, licenses, sources)"
 if ! command -v cargo-deny >/dev/null; then
     cargo install --locked cargo-deny
@@ -21,3 +24,6 @@ fi
 # The advisory database is fetched from the network, which these machines do not reach; the
 # ignored advisories are documented in deny.toml.
 cargo deny check bans licenses sources
+
+# One closing line for the whole run (cargo test prints one result line per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
