@@ -13,9 +13,12 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 step "build (the example plugin libraries the integration tests load)"
 cargo build --workspace
-step "tests"
+step "servers the tests use (loopback only)"
+source scripts/services.sh
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+trap 'stop_services; rm -f "$results"' EXIT
+start_postgres
+step "tests"
 cargo test --workspace 2>&1 | tee "$results"
 step "cargo-deny (bans, licenses, sources)"
 if ! command -v cargo-deny >/dev/null; then

@@ -5,4 +5,5 @@ pub mod config;
 pub mod logging;
 pub mod plugins;
 pub mod recorder_local;
+pub mod store;
 pub mod web;

@@ -1,0 +1,90 @@
+//! The schema, as numbered migrations with a variant per engine, applied in order at open and
+//! recorded in `schema_migrations` with a checksum so an edited migration is noticed.
+
+use sha2::{Digest as _, Sha256};
+use sqlx::Row as _;
+
+use super::{Engine, Store, StoreError};
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
+}];
+
+fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub async fn run(store: &Store) -> Result<(), StoreError> {
+    let pool = store.pool();
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY,
+            name TEXT NOT NULL,
+            checksum TEXT NOT NULL,
+            applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    for m in MIGRATIONS {
+        let sql = match store.engine() {
+            Engine::Sqlite => m.sqlite,
+            Engine::Postgres => m.postgres,
+        };
+        let sum = checksum(sql);
+        let applied = sqlx::query("SELECT checksum FROM schema_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(pool)
+            .await?;
+        if let Some(row) = applied {
+            let recorded: String = row.try_get("checksum")?;
+            if recorded != sum {
+                return Err(StoreError::Migration {
+                    version: m.version,
+                    reason: "the applied migration differs from this gateway's: refusing to run"
+                        .into(),
+                });
+            }
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::Migration {
+                    version: m.version,
+                    reason: e.to_string(),
+                })?;
+        }
+        let recorded = sqlx::query(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(&sum)
+        .bind(super::unix_now())
+        .execute(&mut *tx)
+        .await?;
+        if recorded.rows_affected() == 1 {
+            tx.commit().await?;
+        } else {
+            // Another node applied it at the same moment.
+            tx.rollback().await?;
+        }
+    }
+    Ok(())
+}
