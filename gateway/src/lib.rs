@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod logging;
+pub mod messages;
 pub mod plugins;
 pub mod recorder_local;
+pub mod startlink;
 pub mod store;
 pub mod web;
