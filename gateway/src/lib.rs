@@ -2,10 +2,12 @@
 //! The `openpsm` binary (`main.rs`) is a thin CLI over it.
 
 pub mod config;
+pub mod keys;
 pub mod logging;
 pub mod messages;
 pub mod plugins;
 pub mod recorder_local;
 pub mod startlink;
 pub mod store;
+pub mod token;
 pub mod web;
