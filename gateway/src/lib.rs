@@ -2,6 +2,7 @@
 //! The `openpsm` binary (`main.rs`) is a thin CLI over it.
 
 pub mod config;
+pub mod directory;
 pub mod keys;
 pub mod logging;
 pub mod messages;
