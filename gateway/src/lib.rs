@@ -11,4 +11,5 @@ pub mod recorder_local;
 pub mod startlink;
 pub mod store;
 pub mod token;
+pub mod vault;
 pub mod web;

@@ -13,12 +13,31 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "vault",
+        sqlite: include_str!("../../migrations/sqlite/0002_vault.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_vault.sql"),
+    },
+];
+
+/// The statements of a migration: `--` comment lines dropped, split at `;` (migrations hold no
+/// `;` inside string literals).
+fn statements(sql: &str) -> Vec<String> {
+    let code: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
 
 fn checksum(sql: &str) -> String {
     Sha256::digest(sql.as_bytes())
@@ -60,8 +79,8 @@ pub async fn run(store: &Store) -> Result<(), StoreError> {
             continue;
         }
         let mut tx = pool.begin().await?;
-        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement)
+        for statement in statements(sql) {
+            sqlx::query(&statement)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::Migration {
