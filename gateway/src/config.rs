@@ -32,11 +32,43 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub data_dir: PathBuf,
+    pub cluster_id: String,
+    pub store: StoreConfig,
+    pub directory: DirectoryConfig,
+    pub links: LinksConfig,
+    pub flows: FlowsConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
     pub plugin_defaults: PluginDefaults,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    pub file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinksConfig {
+    pub public_url: String,
+    pub max_lifetime_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsConfig {
+    pub ttl_secs: u64,
+    pub master_password_attempts: u32,
+    pub launch_token_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +160,37 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir must not be empty".into());
         }
+        if self.cluster_id.trim().is_empty() {
+            return invalid("cluster_id must not be empty".into());
+        }
+        if !self.store.url.is_empty()
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| self.store.url.starts_with(p))
+        {
+            return invalid(
+                "store.url must be empty (SQLite in data_dir), sqlite:... or postgres://...".into(),
+            );
+        }
+        if !(self.links.public_url.starts_with("http://")
+            || self.links.public_url.starts_with("https://"))
+        {
+            return invalid("links.public_url must start with http:// or https://".into());
+        }
+        if !(10..=86_400).contains(&self.links.max_lifetime_secs) {
+            return invalid("links.max_lifetime_secs must be 10 to 86400".into());
+        }
+        if !(60..=86_400).contains(&self.flows.ttl_secs)
+            || !(1..=600).contains(&self.flows.launch_token_ttl_secs)
+        {
+            return invalid(
+                "flows.ttl_secs must be 60 to 86400 and flows.launch_token_ttl_secs 1 to 600"
+                    .into(),
+            );
+        }
+        if !(1..=20).contains(&self.flows.master_password_attempts) {
+            return invalid("flows.master_password_attempts must be 1 to 20".into());
+        }
         if !self.server.listen.ip().is_loopback() {
             return invalid(format!(
                 "server.listen = {} is not a loopback address: plain HTTP is only served on loopback",
@@ -179,6 +242,15 @@ impl Config {
         Ok(())
     }
 
+    /// The store's URL: the configured one, or SQLite in the data directory.
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("openpsm.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+
     /// The call timeout of one plugin.
     pub fn call_timeout(&self, id: &str) -> std::time::Duration {
         let ms = self
@@ -223,6 +295,10 @@ fn redact(value: &mut serde_json::Value) {
             for (k, v) in map.iter_mut() {
                 if is_secret_key(k) && !v.is_object() {
                     *v = serde_json::Value::String("[redacted]".into());
+                } else if let Some(text) = v.as_str()
+                    && let Some(clean) = redact_url_password(text)
+                {
+                    *v = serde_json::Value::String(clean);
                 } else {
                     redact(v);
                 }
@@ -231,6 +307,17 @@ fn redact(value: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
         _ => {}
     }
+}
+
+/// `scheme://user:password@host...` with the password replaced; None for anything else.
+pub fn redact_url_password(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    let (userinfo, host) = rest.split_once('@')?;
+    if host.contains('@') || userinfo.contains('/') {
+        return None;
+    }
+    let (user, _password) = userinfo.split_once(':')?;
+    Some(format!("{scheme}://{user}:[redacted]@{host}"))
 }
 
 /// figment's errors can span lines; the gateway reports configuration errors on one line.
@@ -266,6 +353,13 @@ mod tests {
         assert_eq!(v["a"]["api_key"], "[redacted]");
         assert_eq!(v["a"]["keepalive_secs"], 3);
         assert_eq!(v["a"]["dir"], "d");
+        let mut v =
+            serde_json::json!({"store": {"url": "postgres://psm:Canary-9@db:5432/openpsm"}});
+        redact(&mut v);
+        assert_eq!(
+            v["store"]["url"],
+            "postgres://psm:[redacted]@db:5432/openpsm"
+        );
     }
 
     #[test]

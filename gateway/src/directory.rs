@@ -128,34 +128,56 @@ impl Directory {
     }
 
     pub fn parse(text: &str) -> Result<Self, DirectoryError> {
-        let file: File = toml::from_str(text).map_err(|e| DirectoryError::Invalid(e.message().to_owned()))?;
+        let file: File =
+            toml::from_str(text).map_err(|e| DirectoryError::Invalid(e.message().to_owned()))?;
         let mut dir = Self::default();
         for p in file.person {
             if p.login.is_empty() || dir.persons.insert(p.id, p.clone()).is_some() {
-                return Err(DirectoryError::Invalid(format!("person {}: duplicate id or empty login", p.id)));
+                return Err(DirectoryError::Invalid(format!(
+                    "person {}: duplicate id or empty login",
+                    p.id
+                )));
             }
         }
         for c in file.computer {
-            if c.hosts.is_empty() || c.hosts.len() > 3 || c.hosts.iter().any(|h| h.trim().is_empty()) {
-                return Err(DirectoryError::Invalid(format!("computer {}: needs 1 to 3 hosts", c.name)));
+            if c.hosts.is_empty()
+                || c.hosts.len() > 3
+                || c.hosts.iter().any(|h| h.trim().is_empty())
+            {
+                return Err(DirectoryError::Invalid(format!(
+                    "computer {}: needs 1 to 3 hosts",
+                    c.name
+                )));
             }
             if c.modes.is_empty() {
-                return Err(DirectoryError::Invalid(format!("computer {}: allows no connection mode", c.name)));
+                return Err(DirectoryError::Invalid(format!(
+                    "computer {}: allows no connection mode",
+                    c.name
+                )));
             }
             if dir.computers.insert(c.id, c.clone()).is_some() {
-                return Err(DirectoryError::Invalid(format!("computer {}: duplicate id", c.id)));
+                return Err(DirectoryError::Invalid(format!(
+                    "computer {}: duplicate id",
+                    c.id
+                )));
             }
         }
         for p in file.policy {
             for c in &p.computers {
                 if !dir.computers.contains_key(c) {
-                    return Err(DirectoryError::Invalid(format!("policy {}: unknown computer {c}", p.name)));
+                    return Err(DirectoryError::Invalid(format!(
+                        "policy {}: unknown computer {c}",
+                        p.name
+                    )));
                 }
             }
             let mut levels = BTreeSet::new();
             for level in &p.access_levels {
                 if !levels.insert(level.id.as_str()) {
-                    return Err(DirectoryError::Invalid(format!("policy {}: access level {} twice", p.name, level.id)));
+                    return Err(DirectoryError::Invalid(format!(
+                        "policy {}: access level {} twice",
+                        p.name, level.id
+                    )));
                 }
                 if let Some(who) = level.approved.iter().find(|a| !dir.persons.contains_key(a)) {
                     return Err(DirectoryError::Invalid(format!(
@@ -165,7 +187,10 @@ impl Directory {
                 }
             }
             if dir.policies.insert(p.id, p.clone()).is_some() {
-                return Err(DirectoryError::Invalid(format!("policy {}: duplicate id", p.id)));
+                return Err(DirectoryError::Invalid(format!(
+                    "policy {}: duplicate id",
+                    p.id
+                )));
             }
         }
         Ok(dir)
@@ -204,7 +229,10 @@ impl Policy {
 
     /// The access levels `person` is pre-approved for.
     pub fn levels_for(&self, person: &Uuid) -> Vec<&AccessLevel> {
-        self.access_levels.iter().filter(|l| l.approved.contains(person)).collect()
+        self.access_levels
+            .iter()
+            .filter(|l| l.approved.contains(person))
+            .collect()
     }
 }
 
@@ -247,13 +275,27 @@ mod tests {
             approved = ["00000000-0000-4000-8000-000000000001"]
         "#;
         let d = Directory::parse(text).unwrap();
-        let p = d.policy(&"00000000-0000-4000-8000-0000000000f1".parse().unwrap()).unwrap();
+        let p = d
+            .policy(&"00000000-0000-4000-8000-0000000000f1".parse().unwrap())
+            .unwrap();
         assert!(p.mfa_for("127.0.0.1".parse().unwrap()).is_empty());
         assert_eq!(p.mfa_for("192.0.2.7".parse().unwrap()), ["totp".to_owned()]);
-        assert_eq!(p.levels_for(&"00000000-0000-4000-8000-000000000001".parse().unwrap()).len(), 1);
+        assert_eq!(
+            p.levels_for(&"00000000-0000-4000-8000-000000000001".parse().unwrap())
+                .len(),
+            1
+        );
         assert!(p.levels_for(&Uuid::nil()).is_empty());
-        let bad = text.replace("approved = [\"00000000-0000-4000-8000-000000000001\"]", "approved = [\"00000000-0000-4000-8000-000000000009\"]");
-        assert!(Directory::parse(&bad).unwrap_err().to_string().contains("unknown person"));
+        let bad = text.replace(
+            "approved = [\"00000000-0000-4000-8000-000000000001\"]",
+            "approved = [\"00000000-0000-4000-8000-000000000009\"]",
+        );
+        assert!(
+            Directory::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown person")
+        );
         let bad = text.replace("hosts = [\"127.0.0.1\"]", "hosts = []");
         assert!(Directory::parse(&bad).is_err());
         let bad = text.replace("zone = [\"10.0.0.0/8\"", "zone = [\"10.0.0.0/99\"");

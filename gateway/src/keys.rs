@@ -63,7 +63,8 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| err(dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| err(dir, e))?;
     }
     Ok(())
 }
@@ -129,7 +130,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join("keys/token.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("keys/token.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(dir.path().join("keys/vault.key"), "c2hvcnQ=").unwrap();

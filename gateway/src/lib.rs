@@ -1,6 +1,7 @@
 //! The openpsm gateway as a library: configuration, the plugin registry, the HTTP server.
 //! The `openpsm` binary (`main.rs`) is a thin CLI over it.
 
+pub mod app;
 pub mod config;
 pub mod directory;
 pub mod keys;

@@ -1,11 +1,14 @@
 //! `openpsm`: the gateway's command line.
 
+mod admin_cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use openpsm_gateway::app::App;
 use openpsm_gateway::config::Config;
 use openpsm_gateway::plugins::{Registry, Status};
 use openpsm_gateway::{logging, web};
@@ -38,6 +41,18 @@ enum Command {
     Plugins {
         #[command(subcommand)]
         command: PluginsCommand,
+    },
+    /// Print a signed start link (as the IAM portal would send a person).
+    Link(admin_cli::LinkArgs),
+    /// Manage the embedded vault's credentials and master passwords.
+    Vault {
+        #[command(subcommand)]
+        command: admin_cli::VaultCommand,
+    },
+    /// Inspect the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: admin_cli::AuditCommand,
     },
 }
 
@@ -84,6 +99,15 @@ fn main() -> ExitCode {
             Command::Plugins {
                 command: PluginsCommand::List { json },
             } => list_plugins(config, json).await,
+            Command::Link(args) => {
+                with_app(config, |app| Box::pin(admin_cli::link(app, args))).await
+            }
+            Command::Vault { command } => {
+                with_app(config, |app| Box::pin(admin_cli::vault(app, command))).await
+            }
+            Command::Audit { command } => {
+                with_app(config, |app| Box::pin(admin_cli::audit(app, command))).await
+            }
         }
     });
     // A plugin call that never returned still holds a blocking thread; dropping the runtime
@@ -99,6 +123,24 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
         s
     } else {
         "non-text panic payload"
+    }
+}
+
+/// Opens the store, keys, directory and vault, runs `body`, closes the store.
+async fn with_app(
+    config: Config,
+    body: impl for<'a> FnOnce(
+        &'a App,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = ExitCode> + 'a>>,
+) -> ExitCode {
+    match App::open(config).await {
+        Ok(app) => {
+            let code = body(&app).await;
+            app.store.close().await;
+            code
+        }
+        Err(e) => refuse(&e),
     }
 }
 

@@ -51,7 +51,10 @@ pub struct LaunchClaims {
 
 /// The hash a token binds to, from the browser's flow secret.
 pub fn browser_binding(flow_secret: &str) -> String {
-    Sha256::digest(flow_secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(flow_secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub struct TokenSealer {
@@ -79,7 +82,13 @@ impl TokenSealer {
         rand::rng().fill_bytes(&mut nonce);
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: &self.aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &self.aad,
+                },
+            )
             .map_err(|_| TokenError::Seal)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
@@ -101,9 +110,16 @@ impl TokenSealer {
         let (nonce, sealed) = raw.split_at(12);
         let plain = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &self.aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &self.aad,
+                },
+            )
             .map_err(|_| TokenError::NotGenuine)?;
-        let claims: LaunchClaims = serde_json::from_slice(&plain).map_err(|_| TokenError::Malformed)?;
+        let claims: LaunchClaims =
+            serde_json::from_slice(&plain).map_err(|_| TokenError::Malformed)?;
         if claims.expires_at <= now {
             return Err(TokenError::Expired);
         }
@@ -143,12 +159,24 @@ mod tests {
         let b = browser_binding("cookie-secret");
         assert_eq!(s.open(&token, 999, &b).unwrap(), claims());
         assert_eq!(s.open(&token, 1_000, &b), Err(TokenError::Expired));
-        assert_eq!(s.open(&token, 10, &browser_binding("other")), Err(TokenError::WrongBrowser));
-        assert_eq!(sealer(2, "cluster-a").open(&token, 10, &b), Err(TokenError::NotGenuine));
-        assert_eq!(sealer(1, "cluster-b").open(&token, 10, &b), Err(TokenError::NotGenuine));
+        assert_eq!(
+            s.open(&token, 10, &browser_binding("other")),
+            Err(TokenError::WrongBrowser)
+        );
+        assert_eq!(
+            sealer(2, "cluster-a").open(&token, 10, &b),
+            Err(TokenError::NotGenuine)
+        );
+        assert_eq!(
+            sealer(1, "cluster-b").open(&token, 10, &b),
+            Err(TokenError::NotGenuine)
+        );
         assert_eq!(s.open("", 10, &b), Err(TokenError::Malformed));
         assert_eq!(s.open("!!!", 10, &b), Err(TokenError::Malformed));
-        assert_eq!(s.open(&"A".repeat(MAX_TOKEN + 1), 10, &b), Err(TokenError::Malformed));
+        assert_eq!(
+            s.open(&"A".repeat(MAX_TOKEN + 1), 10, &b),
+            Err(TokenError::Malformed)
+        );
         assert_ne!(s.seal(&claims()).unwrap(), token, "fresh nonce every time");
     }
 

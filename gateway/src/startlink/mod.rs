@@ -74,7 +74,12 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Verifies the raw query string of a start link at time `now`. Links valid for longer than
 /// `max_lifetime` seconds from now are refused (a leaked link must not work for days).
-pub fn verify(raw: &str, key: &LinkKey, now: i64, max_lifetime: i64) -> Result<VerifiedLink, LinkError> {
+pub fn verify(
+    raw: &str,
+    key: &LinkKey,
+    now: i64,
+    max_lifetime: i64,
+) -> Result<VerifiedLink, LinkError> {
     let raw = raw.strip_prefix('?').unwrap_or(raw);
     if raw.len() > params::MAX_QUERY {
         return Err(ParamError::Invalid("query string too long".into()).into());
@@ -87,12 +92,21 @@ pub fn verify(raw: &str, key: &LinkKey, now: i64, max_lifetime: i64) -> Result<V
         return Err(LinkError::BadSignature);
     }
     let pairs = params::decode_query(message)?;
-    let find = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let find = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let expires_at = find("exp")
         .and_then(|v| v.parse::<i64>().ok())
         .ok_or_else(|| ParamError::Invalid("exp: absent or not a number".into()))?;
     let nonce = find("nonce")
-        .filter(|n| (16..=128).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|n| {
+            (16..=128).contains(&n.len())
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .ok_or_else(|| ParamError::Invalid("nonce: absent or malformed".into()))?
         .to_owned();
     let params = params::parse_pairs(&pairs, &["exp", "nonce"])?;
@@ -100,9 +114,15 @@ pub fn verify(raw: &str, key: &LinkKey, now: i64, max_lifetime: i64) -> Result<V
         return Err(LinkError::Expired);
     }
     if expires_at > now.saturating_add(max_lifetime) {
-        return Err(ParamError::Invalid("exp: further in the future than links may live".into()).into());
+        return Err(
+            ParamError::Invalid("exp: further in the future than links may live".into()).into(),
+        );
     }
-    Ok(VerifiedLink { params, nonce, expires_at })
+    Ok(VerifiedLink {
+        params,
+        nonce,
+        expires_at,
+    })
 }
 
 /// A fresh nonce: 128 random bits, hex.

@@ -153,7 +153,9 @@ fn datetime(name: &str, v: &str) -> Result<OffsetDateTime, ParamError> {
         return Ok(t);
     }
     let naive = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-    let naive_frac = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
+    let naive_frac = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]"
+    );
     time::PrimitiveDateTime::parse(v, &naive)
         .or_else(|_| time::PrimitiveDateTime::parse(v, &naive_frac))
         .map(|t| t.assume_utc())
@@ -193,7 +195,10 @@ pub fn parse_pairs(pairs: &[(String, String)], extra: &[&str]) -> Result<StartPa
     let mut seen = std::collections::BTreeMap::new();
     for (name, value) in pairs {
         if !NAMES.contains(&name.as_str()) && !extra.contains(&name.as_str()) {
-            return Err(ParamError::Invalid(format!("unknown parameter {:?}", truncate(name))));
+            return Err(ParamError::Invalid(format!(
+                "unknown parameter {:?}",
+                truncate(name)
+            )));
         }
         if value.len() > MAX_VALUE {
             return Err(invalid(name, "too long"));
@@ -215,28 +220,50 @@ pub fn parse_pairs(pairs: &[(String, String)], extra: &[&str]) -> Result<StartPa
         access_request_policy: guid("AccessRequestPolicyID", policy)?,
         target_computer: guid("TargetComputerGuid", computer)?,
         is_advance_mode: boolean("IsAdvanceMode", advance)?,
-        check_out_start: opt("CheckOutStartDate").map(|v| datetime("CheckOutStartDate", v)).transpose()?,
-        check_out_end: opt("CheckOutEndDate").map(|v| datetime("CheckOutEndDate", v)).transpose()?,
-        external_credential: opt("ExternalCredentialGuid").map(|v| guid("ExternalCredentialGuid", v)).transpose()?,
+        check_out_start: opt("CheckOutStartDate")
+            .map(|v| datetime("CheckOutStartDate", v))
+            .transpose()?,
+        check_out_end: opt("CheckOutEndDate")
+            .map(|v| datetime("CheckOutEndDate", v))
+            .transpose()?,
+        external_credential: opt("ExternalCredentialGuid")
+            .map(|v| guid("ExternalCredentialGuid", v))
+            .transpose()?,
         connection_delay_secs: opt("PSM_Connection_Delay")
             .map(|v| integer("PSM_Connection_Delay", v, 3600))
             .transpose()?,
-        computer_id: opt("ComputerID").map(|v| text("ComputerID", v)).transpose()?,
-        is_personal_cred: opt("IsPersonalCred").map(|v| boolean("IsPersonalCred", v)).transpose()?,
+        computer_id: opt("ComputerID")
+            .map(|v| text("ComputerID", v))
+            .transpose()?,
+        is_personal_cred: opt("IsPersonalCred")
+            .map(|v| boolean("IsPersonalCred", v))
+            .transpose()?,
         external_credential_check_out_id: opt("ExternalCredentialCheckOutID")
             .map(|v| text("ExternalCredentialCheckOutID", v))
             .transpose()?,
-        login_session_id: opt("LoginSessionID").map(|v| text("LoginSessionID", v)).transpose()?,
+        login_session_id: opt("LoginSessionID")
+            .map(|v| text("LoginSessionID", v))
+            .transpose()?,
         api_url: opt("ApiUrl").map(api_url).transpose()?,
         mode: opt("Mode").map(mode).transpose()?,
-        api_key: opt("ApiKey").map(|v| text("ApiKey", v).map(SecretText::new)).transpose()?,
-        credential_id: opt("CredentialID").map(|v| text("CredentialID", v)).transpose()?,
+        api_key: opt("ApiKey")
+            .map(|v| text("ApiKey", v).map(SecretText::new))
+            .transpose()?,
+        credential_id: opt("CredentialID")
+            .map(|v| text("CredentialID", v))
+            .transpose()?,
         api_application_key: opt("ApiApplicationKey")
             .map(|v| text("ApiApplicationKey", v).map(SecretText::new))
             .transpose()?,
-        width: opt("GUAC_WIDTH").map(|v| in_range("GUAC_WIDTH", v, 320, 8192)).transpose()?,
-        height: opt("GUAC_HEIGHT").map(|v| in_range("GUAC_HEIGHT", v, 200, 8192)).transpose()?,
-        dpi: opt("GUAC_DPI").map(|v| in_range("GUAC_DPI", v, 48, 480)).transpose()?,
+        width: opt("GUAC_WIDTH")
+            .map(|v| in_range("GUAC_WIDTH", v, 320, 8192))
+            .transpose()?,
+        height: opt("GUAC_HEIGHT")
+            .map(|v| in_range("GUAC_HEIGHT", v, 200, 8192))
+            .transpose()?,
+        dpi: opt("GUAC_DPI")
+            .map(|v| in_range("GUAC_DPI", v, 48, 480))
+            .transpose()?,
     };
     if let (Some(start), Some(end)) = (params.check_out_start, params.check_out_end)
         && end <= start
@@ -255,5 +282,7 @@ pub fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ParamError> {
     if raw.len() > MAX_QUERY {
         return Err(ParamError::Invalid("query string too long".into()));
     }
-    Ok(form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    Ok(form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
 }

@@ -11,9 +11,18 @@ fn key() -> LinkKey {
 
 fn base() -> Vec<(&'static str, String)> {
     vec![
-        ("TargetPersonGuid", "6f1c2b8e-3a4d-4e5f-8a9b-0c1d2e3f4a5b".into()),
-        ("AccessRequestPolicyID", "{0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d}".into()),
-        ("TargetComputerGuid", "11111111-2222-4333-8444-555555555555".into()),
+        (
+            "TargetPersonGuid",
+            "6f1c2b8e-3a4d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+        ),
+        (
+            "AccessRequestPolicyID",
+            "{0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d}".into(),
+        ),
+        (
+            "TargetComputerGuid",
+            "11111111-2222-4333-8444-555555555555".into(),
+        ),
         ("IsAdvanceMode", "False".into()),
     ]
 }
@@ -32,11 +41,17 @@ fn a_signed_link_with_every_parameter_verifies() {
     pairs.extend([
         ("CheckOutStartDate", "2027-01-15T09:00:00".to_string()),
         ("CheckOutEndDate", "2027-01-15T17:30:00Z".to_string()),
-        ("ExternalCredentialGuid", "99999999-8888-4777-8666-555555555555".to_string()),
+        (
+            "ExternalCredentialGuid",
+            "99999999-8888-4777-8666-555555555555".to_string(),
+        ),
         ("PSM_Connection_Delay", "15".to_string()),
         ("ComputerID", "2331".to_string()),
         ("IsPersonalCred", "true".to_string()),
-        ("ExternalCredentialCheckOutID", "c0ffee00-0000-4000-8000-000000000000".to_string()),
+        (
+            "ExternalCredentialCheckOutID",
+            "c0ffee00-0000-4000-8000-000000000000".to_string(),
+        ),
         ("LoginSessionID", "ls-42".to_string()),
         ("ApiUrl", "https://iam.example.test/".to_string()),
         ("Mode", "SSH".to_string()),
@@ -50,12 +65,21 @@ fn a_signed_link_with_every_parameter_verifies() {
     let link = check(&signed(&pairs)).unwrap();
     let p = link.params;
     assert!(!p.is_advance_mode);
-    assert_eq!(p.access_request_policy.to_string(), "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d");
+    assert_eq!(
+        p.access_request_policy.to_string(),
+        "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+    );
     assert_eq!(p.connection_delay_secs, Some(15));
     assert_eq!(p.mode, Some(SeedMode::Ssh));
     assert_eq!(p.api_url.as_deref(), Some("https://iam.example.test"));
-    assert_eq!(p.api_key.as_ref().map(|k| k.expose_secret()), Some("key-Canary-1"));
-    assert_eq!((p.width, p.height, p.dpi), (Some(1920), Some(1080), Some(96)));
+    assert_eq!(
+        p.api_key.as_ref().map(|k| k.expose_secret()),
+        Some("key-Canary-1")
+    );
+    assert_eq!(
+        (p.width, p.height, p.dpi),
+        (Some(1920), Some(1080), Some(96))
+    );
     assert!(p.check_out_end > p.check_out_start);
     assert_eq!(link.expires_at, NOW + 300);
     // Secrets never show in Debug or in the serialized form.
@@ -72,13 +96,19 @@ fn missing_required_parameters() {
         assert_eq!(err.to_string(), MISSING_PARAMETERS, "dropping #{drop}");
         let mut pairs = base();
         pairs[drop].1 = String::new();
-        assert_eq!(check(&signed(&pairs)).unwrap_err().to_string(), MISSING_PARAMETERS);
+        assert_eq!(
+            check(&signed(&pairs)).unwrap_err().to_string(),
+            MISSING_PARAMETERS
+        );
     }
     // Missing wins over malformed.
     let mut pairs = base();
     pairs[0].1 = "not-a-guid".into();
     pairs.remove(3);
-    assert_eq!(check(&signed(&pairs)).unwrap_err().to_string(), MISSING_PARAMETERS);
+    assert_eq!(
+        check(&signed(&pairs)).unwrap_err().to_string(),
+        MISSING_PARAMETERS
+    );
 }
 
 #[test]
@@ -100,18 +130,30 @@ fn malformed_parameters() {
         ("Unknown", "1"),
     ];
     for (name, value) in cases {
-        let mut pairs: Vec<(&str, String)> = base().into_iter().filter(|(k, _)| *k != name).collect();
+        let mut pairs: Vec<(&str, String)> =
+            base().into_iter().filter(|(k, _)| *k != name).collect();
         pairs.push((name, value.to_string()));
         let err = check(&signed(&pairs)).unwrap_err();
         assert_eq!(err.to_string(), INVALID_PARAMETERS, "{name}={value}");
     }
     let mut pairs = base();
-    pairs.push(("TargetPersonGuid", "6f1c2b8e-3a4d-4e5f-8a9b-0c1d2e3f4a5b".into()));
-    assert_eq!(check(&signed(&pairs)).unwrap_err().to_string(), INVALID_PARAMETERS, "repeated");
+    pairs.push((
+        "TargetPersonGuid",
+        "6f1c2b8e-3a4d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+    ));
+    assert_eq!(
+        check(&signed(&pairs)).unwrap_err().to_string(),
+        INVALID_PARAMETERS,
+        "repeated"
+    );
     let mut pairs = base();
     pairs.push(("CheckOutStartDate", "2027-01-15T10:00:00Z".into()));
     pairs.push(("CheckOutEndDate", "2027-01-15T09:00:00Z".into()));
-    assert_eq!(check(&signed(&pairs)).unwrap_err().to_string(), INVALID_PARAMETERS, "end before start");
+    assert_eq!(
+        check(&signed(&pairs)).unwrap_err().to_string(),
+        INVALID_PARAMETERS,
+        "end before start"
+    );
 }
 
 #[test]
@@ -123,12 +165,18 @@ fn unsigned_altered_expired_and_long_lived_links_are_refused() {
     assert!(matches!(check(&altered), Err(LinkError::BadSignature)));
     let other_key = verify(&link, &LinkKey::new(b"another key".to_vec()), NOW, 3600);
     assert!(matches!(other_key, Err(LinkError::BadSignature)));
-    assert!(matches!(verify(&link, &key(), NOW + 301, 3600), Err(LinkError::Expired)));
+    assert!(matches!(
+        verify(&link, &key(), NOW + 301, 3600),
+        Err(LinkError::Expired)
+    ));
     let far = sign(&base(), &key(), NOW + 90_000, "0123456789abcdef0123");
     assert_eq!(check(&far).unwrap_err().to_string(), INVALID_PARAMETERS);
     let appended = format!("{link}&Mode=RDP");
     assert!(check(&appended).is_err());
-    assert!(check(&format!("?{link}")).is_ok(), "a leading ? is tolerated");
+    assert!(
+        check(&format!("?{link}")).is_ok(),
+        "a leading ? is tolerated"
+    );
 }
 
 proptest! {

@@ -36,7 +36,11 @@ fn statements(sql: &str) -> Vec<String> {
         .filter(|l| !l.trim_start().starts_with("--"))
         .map(|l| format!("{l}\n"))
         .collect();
-    code.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    code.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn checksum(sql: &str) -> String {

@@ -50,7 +50,8 @@ pub fn verifier(password: &str) -> Result<String, CryptoError> {
 }
 
 pub fn verify(password: &str, verifier: &str) -> bool {
-    PasswordHash::new(verifier).is_ok_and(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
+    PasswordHash::new(verifier)
+        .is_ok_and(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
 }
 
 pub fn seal(key: &[u8; 32], aad: &str, plain: &str) -> Result<String, CryptoError> {
@@ -58,7 +59,13 @@ pub fn seal(key: &[u8; 32], aad: &str, plain: &str) -> Result<String, CryptoErro
     let mut nonce = [0u8; 12];
     rand::rng().fill_bytes(&mut nonce);
     let sealed = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: aad.as_bytes() })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plain.as_bytes(),
+                aad: aad.as_bytes(),
+            },
+        )
         .map_err(|_| CryptoError::Seal)?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
@@ -66,15 +73,25 @@ pub fn seal(key: &[u8; 32], aad: &str, plain: &str) -> Result<String, CryptoErro
 }
 
 pub fn open(key: &[u8; 32], aad: &str, sealed: &str) -> Result<Zeroizing<String>, CryptoError> {
-    let raw = base64::engine::general_purpose::STANDARD.decode(sealed).map_err(|_| CryptoError::Open)?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .map_err(|_| CryptoError::Open)?;
     if raw.len() < 28 {
         return Err(CryptoError::Open);
     }
     let (nonce, body) = raw.split_at(12);
     let plain = Aes256Gcm::new(key.into())
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: aad.as_bytes() })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: body,
+                aad: aad.as_bytes(),
+            },
+        )
         .map_err(|_| CryptoError::Open)?;
-    String::from_utf8(plain).map(Zeroizing::new).map_err(|_| CryptoError::Open)
+    String::from_utf8(plain)
+        .map(Zeroizing::new)
+        .map_err(|_| CryptoError::Open)
 }
 
 #[cfg(test)]
@@ -86,10 +103,20 @@ mod tests {
         let key = derive_key("master", "salt-salt-salt").unwrap();
         let again = derive_key("master", "salt-salt-salt").unwrap();
         assert_eq!(key.as_ref(), again.as_ref());
-        assert_ne!(derive_key("master!", "salt-salt-salt").unwrap().as_ref(), key.as_ref());
+        assert_ne!(
+            derive_key("master!", "salt-salt-salt").unwrap().as_ref(),
+            key.as_ref()
+        );
         let sealed = seal(&key, "cred-1", "Pa55-Canary").unwrap();
-        assert_eq!(open(&key, "cred-1", &sealed).unwrap().as_str(), "Pa55-Canary");
-        assert_eq!(open(&key, "cred-2", &sealed), Err(CryptoError::Open), "bound to its row");
+        assert_eq!(
+            open(&key, "cred-1", &sealed).unwrap().as_str(),
+            "Pa55-Canary"
+        );
+        assert_eq!(
+            open(&key, "cred-2", &sealed),
+            Err(CryptoError::Open),
+            "bound to its row"
+        );
         let other = derive_key("wrong", "salt-salt-salt").unwrap();
         assert_eq!(open(&other, "cred-1", &sealed), Err(CryptoError::Open));
         assert_eq!(open(&key, "cred-1", "junk"), Err(CryptoError::Open));

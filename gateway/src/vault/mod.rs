@@ -6,8 +6,9 @@
 pub mod crypto;
 
 use openpsm_plugin_api::{
-    CheckOut, CheckedOut, CredentialKind, CredentialRef, CredentialSource, EndSession, ErrorKind, FlowSubject,
-    Origin, Plugin, PluginError, PluginInfo, PluginKind, PluginResult, SecretText, async_trait,
+    CheckOut, CheckedOut, CredentialKind, CredentialRef, CredentialSource, EndSession, ErrorKind,
+    FlowSubject, Origin, Plugin, PluginError, PluginInfo, PluginKind, PluginResult, SecretText,
+    async_trait,
 };
 use serde::Serialize;
 use sqlx::Row as _;
@@ -88,9 +89,14 @@ fn entry(row: &sqlx::any::AnyRow) -> Result<Entry, VaultError> {
     Ok(Entry {
         id: row.try_get("id")?,
         label: row.try_get("label")?,
-        kind: if kind == "personal" { CredentialKind::Personal } else { CredentialKind::Shared },
+        kind: if kind == "personal" {
+            CredentialKind::Personal
+        } else {
+            CredentialKind::Shared
+        },
         owner: Uuid::parse_str(&owner).ok(),
-        computer: Uuid::parse_str(&computer).map_err(|_| VaultError::Invalid("stored computer id is not a GUID".into()))?,
+        computer: Uuid::parse_str(&computer)
+            .map_err(|_| VaultError::Invalid("stored computer id is not a GUID".into()))?,
         user_name: row.try_get("user_name")?,
         is_key: is_key != 0,
     })
@@ -104,24 +110,39 @@ impl Vault {
     }
 
     /// Sets (or replaces) a person's master password.
-    pub async fn set_master_password(&self, person: Uuid, password: &SecretText) -> Result<(), VaultError> {
+    pub async fn set_master_password(
+        &self,
+        person: Uuid,
+        password: &SecretText,
+    ) -> Result<(), VaultError> {
         if password.len() < 8 {
-            return Err(VaultError::Invalid("a master password needs at least 8 characters".into()));
+            return Err(VaultError::Invalid(
+                "a master password needs at least 8 characters".into(),
+            ));
         }
         let verifier = crypto::verifier(password.expose_secret())?;
         let pool = self.store.pool();
-        sqlx::query("DELETE FROM master_passwords WHERE person = $1").bind(person.to_string()).execute(pool).await?;
-        sqlx::query("INSERT INTO master_passwords (person, verifier, updated_at) VALUES ($1, $2, $3)")
+        sqlx::query("DELETE FROM master_passwords WHERE person = $1")
             .bind(person.to_string())
-            .bind(verifier)
-            .bind(unix_now())
             .execute(pool)
             .await?;
+        sqlx::query(
+            "INSERT INTO master_passwords (person, verifier, updated_at) VALUES ($1, $2, $3)",
+        )
+        .bind(person.to_string())
+        .bind(verifier)
+        .bind(unix_now())
+        .execute(pool)
+        .await?;
         Ok(())
     }
 
     /// Checks a person's master password against its verifier.
-    pub async fn check_master_password(&self, person: Uuid, password: &SecretText) -> Result<(), VaultError> {
+    pub async fn check_master_password(
+        &self,
+        person: Uuid,
+        password: &SecretText,
+    ) -> Result<(), VaultError> {
         let row = sqlx::query("SELECT verifier FROM master_passwords WHERE person = $1")
             .bind(person.to_string())
             .fetch_optional(self.store.pool())
@@ -134,21 +155,35 @@ impl Vault {
         })
         .await
         .unwrap_or(false);
-        if ok { Ok(()) } else { Err(VaultError::WrongMasterPassword) }
+        if ok {
+            Ok(())
+        } else {
+            Err(VaultError::WrongMasterPassword)
+        }
     }
 
     pub async fn add(&self, new: NewCredential) -> Result<Entry, VaultError> {
         if new.label.trim().is_empty() || new.user_name.trim().is_empty() || new.secret.is_empty() {
-            return Err(VaultError::Invalid("label, user name and secret must not be empty".into()));
+            return Err(VaultError::Invalid(
+                "label, user name and secret must not be empty".into(),
+            ));
         }
         let id = Uuid::new_v4().to_string();
         let salt = crypto::random_salt();
         let (kind, owner, sealed) = match &new.personal {
-            None => (CredentialKind::Shared, String::new(), crypto::seal(&self.key.0, &id, new.secret.expose_secret())?),
+            None => (
+                CredentialKind::Shared,
+                String::new(),
+                crypto::seal(&self.key.0, &id, new.secret.expose_secret())?,
+            ),
             Some((owner, master)) => {
                 self.check_master_password(*owner, master).await?;
                 let key = derive(master, &salt).await?;
-                (CredentialKind::Personal, owner.to_string(), crypto::seal(&key, &id, new.secret.expose_secret())?)
+                (
+                    CredentialKind::Personal,
+                    owner.to_string(),
+                    crypto::seal(&key, &id, new.secret.expose_secret())?,
+                )
             }
         };
         sqlx::query(&format!(
@@ -179,43 +214,62 @@ impl Vault {
 
     /// Every credential, or those of one computer.
     pub async fn entries(&self, computer: Option<Uuid>) -> Result<Vec<Entry>, VaultError> {
-        let rows = match computer {
-            Some(c) => {
-                sqlx::query(&format!("SELECT {COLUMNS} FROM vault_credentials WHERE computer = $1 ORDER BY label, id"))
-                    .bind(c.to_string())
+        let rows =
+            match computer {
+                Some(c) => sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM vault_credentials WHERE computer = $1 ORDER BY label, id"
+                ))
+                .bind(c.to_string())
+                .fetch_all(self.store.pool())
+                .await?,
+                None => {
+                    sqlx::query(&format!(
+                        "SELECT {COLUMNS} FROM vault_credentials ORDER BY computer, label, id"
+                    ))
                     .fetch_all(self.store.pool())
                     .await?
-            }
-            None => {
-                sqlx::query(&format!("SELECT {COLUMNS} FROM vault_credentials ORDER BY computer, label, id"))
-                    .fetch_all(self.store.pool())
-                    .await?
-            }
-        };
+                }
+            };
         rows.iter().map(entry).collect()
     }
 
     pub async fn entry(&self, id: &str) -> Result<Entry, VaultError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM vault_credentials WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.store.pool())
-            .await?
-            .ok_or_else(|| VaultError::NotFound(id.to_owned()))?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM vault_credentials WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.store.pool())
+        .await?
+        .ok_or_else(|| VaultError::NotFound(id.to_owned()))?;
         entry(&row)
     }
 
     pub async fn remove(&self, id: &str) -> Result<(), VaultError> {
-        let done = sqlx::query("DELETE FROM vault_credentials WHERE id = $1").bind(id).execute(self.store.pool()).await?;
-        if done.rows_affected() == 1 { Ok(()) } else { Err(VaultError::NotFound(id.to_owned())) }
+        let done = sqlx::query("DELETE FROM vault_credentials WHERE id = $1")
+            .bind(id)
+            .execute(self.store.pool())
+            .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(VaultError::NotFound(id.to_owned()))
+        }
     }
 
     /// Opens one credential for `person` with their master password.
-    pub async fn open(&self, id: &str, person: Uuid, master: &SecretText) -> Result<(Entry, SecretText), VaultError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM vault_credentials WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.store.pool())
-            .await?
-            .ok_or_else(|| VaultError::NotFound(id.to_owned()))?;
+    pub async fn open(
+        &self,
+        id: &str,
+        person: Uuid,
+        master: &SecretText,
+    ) -> Result<(Entry, SecretText), VaultError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM vault_credentials WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.store.pool())
+        .await?
+        .ok_or_else(|| VaultError::NotFound(id.to_owned()))?;
         let e = entry(&row)?;
         let salt: String = row.try_get("salt")?;
         let sealed: String = row.try_get("sealed")?;
@@ -226,7 +280,9 @@ impl Vault {
             }
             CredentialKind::Personal => {
                 if e.owner != Some(person) {
-                    return Err(VaultError::Invalid("someone else's personal credential".into()));
+                    return Err(VaultError::Invalid(
+                        "someone else's personal credential".into(),
+                    ));
                 }
                 let key = derive(master, &salt).await?;
                 crypto::open(&key, id, &sealed).map_err(|_| VaultError::WrongMasterPassword)?
@@ -236,7 +292,10 @@ impl Vault {
     }
 }
 
-async fn derive(master: &SecretText, salt: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, VaultError> {
+async fn derive(
+    master: &SecretText,
+    salt: &str,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, VaultError> {
     let (master, salt) = (master.clone(), salt.to_owned());
     tokio::task::spawn_blocking(move || crypto::derive_key(master.expose_secret(), &salt))
         .await
@@ -246,7 +305,9 @@ async fn derive(master: &SecretText, salt: &str) -> Result<zeroize::Zeroizing<[u
 
 fn plugin_error(e: VaultError) -> PluginError {
     match e {
-        VaultError::WrongMasterPassword => PluginError::unauthorized(Origin::User, "the master password is wrong"),
+        VaultError::WrongMasterPassword => {
+            PluginError::unauthorized(Origin::User, "the master password is wrong")
+        }
         VaultError::NotFound(id) => PluginError::not_found(format!("no credential {id}")),
         VaultError::Invalid(m) => PluginError::new(Origin::User, ErrorKind::InvalidInput, m),
         other => PluginError::internal(other.to_string()),
@@ -256,29 +317,51 @@ fn plugin_error(e: VaultError) -> PluginError {
 #[async_trait]
 impl Plugin for Vault {
     fn info(&self) -> PluginInfo {
-        PluginInfo::new(PluginKind::CredentialSource, ID, env!("CARGO_PKG_VERSION"), "the embedded vault")
+        PluginInfo::new(
+            PluginKind::CredentialSource,
+            ID,
+            env!("CARGO_PKG_VERSION"),
+            "the embedded vault",
+        )
     }
 
     async fn health(&self) -> PluginResult<()> {
-        self.store.ping().await.map_err(|e| PluginError::internal(e.to_string()))
+        self.store
+            .ping()
+            .await
+            .map_err(|e| PluginError::internal(e.to_string()))
     }
 }
 
 #[async_trait]
 impl CredentialSource for Vault {
     async fn list(&self, who: &FlowSubject) -> PluginResult<Vec<CredentialRef>> {
-        let entries = self.entries(Some(who.computer)).await.map_err(plugin_error)?;
+        let entries = self
+            .entries(Some(who.computer))
+            .await
+            .map_err(plugin_error)?;
         Ok(entries
             .into_iter()
             .filter(|e| e.kind == CredentialKind::Shared || e.owner == Some(who.person))
-            .map(|e| CredentialRef { id: e.id, label: e.label, kind: e.kind, owner: e.owner, available: true })
+            .map(|e| CredentialRef {
+                id: e.id,
+                label: e.label,
+                kind: e.kind,
+                owner: e.owner,
+                available: true,
+            })
             .collect())
     }
 
     async fn check_out(&self, req: CheckOut) -> PluginResult<CheckedOut> {
-        let (e, secret) = self.open(&req.credential, req.subject.person, &req.password).await.map_err(plugin_error)?;
+        let (e, secret) = self
+            .open(&req.credential, req.subject.person, &req.password)
+            .await
+            .map_err(plugin_error)?;
         if e.computer != req.subject.computer {
-            return Err(PluginError::invalid_input("the credential belongs to another computer"));
+            return Err(PluginError::invalid_input(
+                "the credential belongs to another computer",
+            ));
         }
         Ok(CheckedOut {
             is_password_ssh_key: e.is_key,

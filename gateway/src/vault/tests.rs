@@ -15,7 +15,14 @@ fn key() -> Key256 {
 }
 
 fn subject(person: Uuid) -> FlowSubject {
-    FlowSubject { person, computer: COMPUTER, computer_id: Some("2331".into()), policy: Uuid::nil(), login_session_id: None, api: None }
+    FlowSubject {
+        person,
+        computer: COMPUTER,
+        computer_id: Some("2331".into()),
+        policy: Uuid::nil(),
+        login_session_id: None,
+        api: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,8 +59,16 @@ async fn shared_and_personal_rules() {
         let vault = Vault::new(t.store.clone(), key());
         let alice_pw = SecretText::new("alice-master-pw");
         vault.set_master_password(ALICE, &alice_pw).await.unwrap();
-        vault.set_master_password(BOB, &SecretText::new("bob-master-pw")).await.unwrap();
-        assert!(vault.set_master_password(BOB, &SecretText::new("short")).await.is_err());
+        vault
+            .set_master_password(BOB, &SecretText::new("bob-master-pw"))
+            .await
+            .unwrap();
+        assert!(
+            vault
+                .set_master_password(BOB, &SecretText::new("short"))
+                .await
+                .is_err()
+        );
         let shared = vault
             .add(NewCredential {
                 computer: COMPUTER,
@@ -79,11 +94,20 @@ async fn shared_and_personal_rules() {
         assert!(matches!(refused, Err(VaultError::WrongMasterPassword)));
         assert_eq!(vault.entries(None).await.unwrap().len(), 1);
 
-        let (_, secret) = vault.open(&shared.id, BOB, &SecretText::new("bob-master-pw")).await.unwrap();
+        let (_, secret) = vault
+            .open(&shared.id, BOB, &SecretText::new("bob-master-pw"))
+            .await
+            .unwrap();
         assert_eq!(secret.expose_secret(), CANARY);
-        assert!(matches!(vault.open(&shared.id, BOB, &alice_pw).await, Err(VaultError::WrongMasterPassword)));
+        assert!(matches!(
+            vault.open(&shared.id, BOB, &alice_pw).await,
+            Err(VaultError::WrongMasterPassword)
+        ));
         let nobody = Uuid::from_u128(0xdead);
-        assert!(matches!(vault.open(&shared.id, nobody, &alice_pw).await, Err(VaultError::WrongMasterPassword)));
+        assert!(matches!(
+            vault.open(&shared.id, nobody, &alice_pw).await,
+            Err(VaultError::WrongMasterPassword)
+        ));
 
         let alices = vault
             .add(NewCredential {
@@ -96,19 +120,30 @@ async fn shared_and_personal_rules() {
             })
             .await
             .unwrap();
-        assert!(matches!(vault.open(&alices.id, BOB, &SecretText::new("bob-master-pw")).await, Err(VaultError::Invalid(_))));
+        assert!(matches!(
+            vault
+                .open(&alices.id, BOB, &SecretText::new("bob-master-pw"))
+                .await,
+            Err(VaultError::Invalid(_))
+        ));
         let bob_sees = vault.list(&subject(BOB)).await.unwrap();
         assert_eq!(bob_sees.len(), 1, "Bob sees the shared one only");
         let alice_sees = vault.list(&subject(ALICE)).await.unwrap();
         assert_eq!(alice_sees.len(), 2);
 
         // The secret is stored sealed, never in the clear.
-        let rows = sqlx::query("SELECT sealed, label, user_name FROM vault_credentials").fetch_all(t.store.pool()).await.unwrap();
+        let rows = sqlx::query("SELECT sealed, label, user_name FROM vault_credentials")
+            .fetch_all(t.store.pool())
+            .await
+            .unwrap();
         for row in rows {
             let sealed: String = row.try_get("sealed").unwrap();
             assert!(!sealed.contains(CANARY));
         }
         vault.remove(&alices.id).await.unwrap();
-        assert!(matches!(vault.remove(&alices.id).await, Err(VaultError::NotFound(_))));
+        assert!(matches!(
+            vault.remove(&alices.id).await,
+            Err(VaultError::NotFound(_))
+        ));
     }
 }
