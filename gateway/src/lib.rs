@@ -14,3 +14,4 @@ pub mod store;
 pub mod token;
 pub mod vault;
 pub mod web;
+pub mod workflow;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use openpsm_gateway::app::App;
 use openpsm_gateway::config::Config;
 use openpsm_gateway::plugins::{Registry, Status};
+use openpsm_gateway::workflow::Engine;
 use openpsm_gateway::{logging, web};
 
 /// Exit code for a configuration or plugin that is refused.
@@ -161,6 +162,10 @@ async fn serve(config: Config) -> ExitCode {
     for record in registry.records() {
         tracing::info!(plugin = %record.id, origin = %record.origin, status = ?record.status, "plugin");
     }
+    let app = match App::open(config.clone()).await {
+        Ok(app) => Arc::new(app),
+        Err(e) => return refuse(&e),
+    };
     let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -172,7 +177,22 @@ async fn serve(config: Config) -> ExitCode {
     // The one line on stdout: scripts and tests read the address from it.
     println!("openpsm listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    let state = web::AppState { registry, metrics };
+    let engine = Arc::new(Engine::new(app, registry.clone()));
+    let sweeper = engine.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            if let Err(e) = sweeper.sweep().await {
+                tracing::warn!("sweeping expired flows failed: {e}");
+            }
+        }
+    });
+    let state = web::AppState {
+        registry,
+        metrics,
+        engine: Some(engine),
+    };
     match web::serve(
         listener,
         state,

@@ -13,3 +13,29 @@ pub const LINK_BAD_SIGNATURE: &str = "This start link is not valid. Start again 
 pub const LINK_EXPIRED: &str = "This start link has expired. Start again from the portal.";
 pub const LINK_REPLAYED: &str =
     "This start link has already been used. Start again from the portal.";
+pub const WINDOW_NOT_STARTED: &str = "Your access to this computer has not started yet.";
+pub const WINDOW_OVER: &str = "Your access to this computer has ended.";
+pub const DECLINED: &str = "You did not accept the recording agreement, so no session was started.";
+pub const NO_MODE: &str = "None of the connection types this computer allows is available.";
+pub const MFA_WRONG: &str = "That code was not accepted. Try again.";
+pub const MFA_TOO_MANY: &str = "Too many wrong codes. Start again from the portal.";
+pub const NO_ACCESS_LEVEL: &str = "You are not pre-approved for any access level on this computer.";
+pub const MASTER_WRONG: &str = "The master password is not correct. Try again.";
+pub const MASTER_TOO_MANY: &str = "Too many wrong master passwords. Start again from the portal.";
+pub const MASTER_TOO_EARLY: &str = "Please wait until the account is ready.";
+pub const TOKEN_EXPIRED: &str =
+    "Your session with the portal has expired. Close this tab and start again.";
+pub const CHECKOUT_FAILED: &str =
+    "The credential could not be checked out. Close this page and try again later.";
+pub const JIT_UNAVAILABLE: &str =
+    "A just-in-time account is required for this computer, but none can be created now.";
+pub const CANCELLED: &str = "The session request was cancelled.";
+pub const EXPIRED: &str = "This session request has expired. Start again from the portal.";
+pub const AGREEMENT: &str = "This session will be recorded. The recording, including everything shown on the screen and typed, is kept and may be reviewed by your organisation's auditors. Do you agree?";
+
+/// The message for a person who must enrol in an MFA method first.
+pub fn not_enrolled(label: &str) -> String {
+    format!(
+        "You are not enrolled for {label}. Enrol in the portal's MFA settings (or ask your administrator), then start again."
+    )
+}

@@ -26,6 +26,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_vault.sql"),
         postgres: include_str!("../../migrations/postgres/0002_vault.sql"),
     },
+    Migration {
+        version: 3,
+        name: "mfa",
+        sqlite: include_str!("../../migrations/sqlite/0003_mfa.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_mfa.sql"),
+    },
 ];
 
 /// The statements of a migration: `--` comment lines dropped, split at `;` (migrations hold no

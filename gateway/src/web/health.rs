@@ -27,6 +27,16 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let results = futures::future::join_all(probes).await;
     let mut plugins = Map::new();
     let mut ready = true;
+    let mut store = json!("not used");
+    if let Some(engine) = &state.engine {
+        store = match engine.app.store.ping().await {
+            Ok(()) => json!("ok"),
+            Err(e) => {
+                ready = false;
+                json!({"status": "failing", "error": e.to_string()})
+            }
+        };
+    }
     for (id, result) in results {
         let entry = match result {
             Ok(()) => json!({"status": "ok"}),
@@ -42,7 +52,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"status": if ready { "ready" } else { "not_ready" }, "plugins": Value::Object(plugins)});
+    let body = json!({"status": if ready { "ready" } else { "not_ready" }, "store": store, "plugins": Value::Object(plugins)});
     (status, Json(body)).into_response()
 }
 

@@ -1,20 +1,29 @@
 //! The HTTP server: health, readiness, metrics (and, with later issues, the pages and the API).
 
+pub mod api;
 mod health;
+pub mod pages;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::plugins::SharedRegistry;
+use crate::workflow::Engine;
+
+/// The largest request body accepted anywhere (answers and start links are small).
+pub const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
     pub registry: SharedRegistry,
     pub metrics: Option<PrometheusHandle>,
+    pub engine: Option<Arc<Engine>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -22,6 +31,14 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/start", get(pages::start))
+        .route("/flow", get(pages::show).post(pages::submit))
+        .route("/flow/cancel", post(pages::cancel))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/flows", post(api::start))
+        .route("/api/v1/flows/{id}", get(api::get).delete(api::cancel))
+        .route("/api/v1/flows/{id}/answer", post(api::answer))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(state))
 }
 
@@ -31,7 +48,7 @@ pub async fn serve(
     state: AppState,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;

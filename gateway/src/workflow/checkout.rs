@@ -1,0 +1,281 @@
+//! Step 9 and 10: the master password, the exclusive lease on a shared credential, the check-out
+//! (the seed's 401 / token expired / other errors), the JIT account, and the sealed launch token.
+
+use std::time::{Duration, SystemTime};
+
+use openpsm_plugin_api::{
+    CheckOut, CredentialKind, CredentialSource as _, ErrorKind, JitRequest, PluginInstance,
+    SecretText, Subject,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::state::{Chosen, Flow, Injected, Outcome};
+use super::{Engine, FlowError, internal};
+use crate::messages;
+use crate::store::unix_now;
+use crate::token::LaunchClaims;
+
+impl Engine {
+    /// How long a lease and a JIT account last: to the end of the access window, capped by the
+    /// policy's longest session.
+    fn session_until(&self, flow: &Flow, now: i64) -> i64 {
+        let cap = self
+            .policy_of(flow)
+            .ok()
+            .and_then(|p| p.max_session_minutes)
+            .map_or(8 * 3600, |m| i64::from(m) * 60);
+        flow.window_end.map_or(now + cap, |end| end.min(now + cap))
+    }
+
+    pub(crate) async fn check_out(
+        &self,
+        flow: &mut Flow,
+        master: SecretText,
+    ) -> Result<(), FlowError> {
+        let now = unix_now();
+        let computer = self
+            .app
+            .directory
+            .computer(&flow.computer)
+            .cloned()
+            .ok_or_else(|| internal("computer left the directory"))?;
+        if computer.jit
+            && let Some(at) = flow.master_prompt_at
+            && now < at + i64::from(flow.connection_delay)
+        {
+            flow.notice = Some(messages::MASTER_TOO_EARLY.into());
+            return Ok(());
+        }
+        if flow.window_end.is_some_and(|end| now >= end) {
+            return self.fail(flow, messages::WINDOW_OVER).await;
+        }
+        let Some(chosen) = flow.credential.clone() else {
+            return Err(internal("check-out without a credential"));
+        };
+        let until = self.session_until(flow, now);
+        // A shared credential is leased first: at most one flow holds it. In normal mode any free
+        // shared credential of the computer will do.
+        let mut credential = chosen.clone();
+        if chosen.kind == CredentialKind::Shared {
+            let mut candidates = vec![chosen.clone()];
+            if !flow.advanced {
+                for o in self.credential_options(flow, now).await? {
+                    if o.kind == CredentialKind::Shared && o.id != chosen.id {
+                        candidates.push(Chosen {
+                            id: o.id,
+                            kind: o.kind,
+                            label: o.label,
+                        });
+                    }
+                }
+            }
+            let mut leased = None;
+            for c in candidates {
+                if self
+                    .app
+                    .store
+                    .acquire_lease(&c.id, &flow.id, now, until)
+                    .await
+                    .map_err(internal)?
+                {
+                    leased = Some(c);
+                    break;
+                }
+            }
+            let Some(c) = leased else {
+                self.audit(
+                    &flow.person,
+                    "flow.refused",
+                    json!({"flow": flow.id, "reason": "all shared credentials in use"}),
+                )
+                .await?;
+                return self.fail(flow, messages::SHARED_IN_USE).await;
+            };
+            flow.lease = Some(c.id.clone());
+            credential = c;
+        }
+        let request = CheckOut {
+            computer: flow
+                .computer_id
+                .clone()
+                .unwrap_or_else(|| flow.computer.to_string()),
+            credential: credential.id.clone(),
+            password: master,
+            mode: flow.mode.clone().unwrap_or_default().to_ascii_uppercase(),
+            session: flow.session,
+            loginsessionid: flow.login_session_id.clone(),
+            subject: self.subject(flow),
+        };
+        match self.app.vault.check_out(request).await {
+            Ok(out) => {
+                flow.credential = Some(credential.clone());
+                let hosts: Vec<String> =
+                    [out.server.clone(), out.server2.clone(), out.server3.clone()]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                let policy_record = self.policy_of(flow)?.record;
+                flow.injected = Some(Injected {
+                    user_name: out.user_name.clone(),
+                    secret: out.password.clone(),
+                    is_key: out.is_password_ssh_key,
+                    hosts: if hosts.is_empty() {
+                        computer.hosts.clone()
+                    } else {
+                        hosts
+                    },
+                    port: out.management_port.or(computer.port),
+                    record: policy_record || out.record_psm_session,
+                    allow_live_snooping: out.allow_live_snooping,
+                });
+                self.audit(
+                    &flow.person,
+                    "flow.checked_out",
+                    json!({"flow": flow.id, "credential": credential.id, "kind": credential.kind}),
+                )
+                .await?;
+            }
+            Err(e) => {
+                if let Some(lease) = flow.lease.take() {
+                    self.app
+                        .store
+                        .release_lease(&lease, &flow.id)
+                        .await
+                        .map_err(internal)?;
+                }
+                self.audit(
+                    &flow.person,
+                    "flow.check_out_refused",
+                    json!({"flow": flow.id, "kind": e.kind}),
+                )
+                .await?;
+                return match e.kind {
+                    ErrorKind::Unauthorized => {
+                        flow.master_failures += 1;
+                        if flow.master_failures >= self.app.config.flows.master_password_attempts {
+                            self.fail(flow, messages::MASTER_TOO_MANY).await
+                        } else {
+                            flow.notice = Some(messages::MASTER_WRONG.into());
+                            Ok(())
+                        }
+                    }
+                    ErrorKind::TokenExpired => {
+                        self.finish(
+                            flow,
+                            Outcome::Ended {
+                                reason: messages::TOKEN_EXPIRED.into(),
+                            },
+                        )
+                        .await
+                    }
+                    _ => self.fail(flow, messages::CHECKOUT_FAILED).await,
+                };
+            }
+        }
+        if computer.jit {
+            self.create_jit_account(flow, until).await?;
+            if flow.outcome.is_some() {
+                return Ok(());
+            }
+        }
+        self.launch(flow, now).await
+    }
+
+    async fn create_jit_account(&self, flow: &mut Flow, until: i64) -> Result<(), FlowError> {
+        let provisioner = self.registry.active().values().find_map(|p| match p {
+            PluginInstance::AccountProvisioner(p) => Some(p.clone()),
+            _ => None,
+        });
+        let Some(provisioner) = provisioner else {
+            return self.fail(flow, messages::JIT_UNAVAILABLE).await;
+        };
+        let policy = self.policy_of(flow)?;
+        let groups = policy
+            .access_levels
+            .iter()
+            .find(|l| Some(&l.id) == flow.access_level.as_ref())
+            .map(|l| l.groups.clone())
+            .unwrap_or_default();
+        let person = self.app.directory.person(&flow.person);
+        let request = JitRequest {
+            person: Subject {
+                person: flow.person,
+                login: person.map(|p| p.login.clone()).unwrap_or_default(),
+                display_name: person.map(|p| p.name.clone()).unwrap_or_default(),
+            },
+            computer: flow.computer,
+            session: flow.session,
+            groups,
+            not_after: SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(until).unwrap_or(0)),
+        };
+        match provisioner.create(request).await {
+            Ok(account) => {
+                self.audit(
+                    &flow.person,
+                    "flow.jit_created",
+                    json!({"flow": flow.id, "account": account.account.id}),
+                )
+                .await?;
+                if let Some(injected) = flow.injected.as_mut() {
+                    injected.user_name = match &account.domain {
+                        Some(d) => format!("{d}\\{}", account.user_name),
+                        None => account.user_name.clone(),
+                    };
+                    injected.secret = account.password.clone();
+                    injected.is_key = false;
+                }
+                flow.jit = Some(account.account);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(flow = %flow.id, "JIT account creation failed: {e}");
+                self.fail(flow, messages::JIT_UNAVAILABLE).await
+            }
+        }
+    }
+
+    async fn launch(&self, flow: &mut Flow, now: i64) -> Result<(), FlowError> {
+        let Some(injected) = &flow.injected else {
+            return Err(internal("launch without a credential"));
+        };
+        let ttl = i64::try_from(self.app.config.flows.launch_token_ttl_secs).unwrap_or(30);
+        let token_id = Uuid::new_v4();
+        // The connection object names the credential; the secret itself stays in the sealed flow
+        // state on the gateway and never travels in the token.
+        let connection = json!({
+            "mode": flow.mode,
+            "hosts": injected.hosts,
+            "port": injected.port,
+            "user": injected.user_name,
+            "credential": flow.credential.as_ref().map(|c| c.id.clone()),
+            "jit": flow.jit.is_some(),
+            "display": {"width": flow.width, "height": flow.height, "dpi": flow.dpi},
+            "record": injected.record,
+            "allow_live_snooping": injected.allow_live_snooping,
+        });
+        let claims = LaunchClaims {
+            id: token_id,
+            flow: flow.id.clone(),
+            session: flow.session,
+            // Only the browser (or API client) holding the flow secret can present this token.
+            browser: flow.browser.clone(),
+            expires_at: now + ttl,
+            connection,
+        };
+        let token = self.app.sealer.seal(&claims).map_err(internal)?;
+        self.audit(
+            &flow.person,
+            "flow.token_issued",
+            json!({"flow": flow.id, "session": flow.session, "token": token_id, "mode": flow.mode}),
+        )
+        .await?;
+        flow.outcome = Some(Outcome::Launched {
+            token_id,
+            expires_at: now + ttl,
+            token,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,474 @@
+//! Applying answers, taking the steps that have one possible answer, and what each step shows.
+
+use std::time::SystemTime;
+
+use openpsm_plugin_api::{
+    Channel, CredentialKind, CredentialSource as _, EndSession, PluginInstance, Verdict,
+};
+use serde_json::json;
+
+use super::state::{Chosen, Flow, Outcome};
+use super::steps::{self, Answer, Current, LevelOption, StepView};
+use super::{Engine, FlowError, internal, mfa};
+use crate::directory::Policy;
+use crate::messages;
+use crate::store::unix_now;
+
+/// Wrong MFA codes allowed in one flow (the person-wide lockout comes with the TOTP plugin).
+const MFA_ATTEMPTS: u32 = 5;
+
+impl Engine {
+    pub(crate) fn policy_of(&self, flow: &Flow) -> Result<&Policy, FlowError> {
+        self.app
+            .directory
+            .policy(&flow.policy)
+            .ok_or_else(|| internal("the flow's policy left the directory"))
+    }
+
+    pub(crate) fn current(&self, flow: &Flow) -> Result<Current, FlowError> {
+        let policy = self.policy_of(flow)?;
+        Ok(steps::current(
+            flow,
+            policy.record,
+            policy.mfa_for(flow.client_ip),
+        ))
+    }
+
+    /// Connection modes offered: enabled plugins the computer allows, in the computer's order.
+    pub(crate) fn modes_for(&self, flow: &Flow) -> Vec<String> {
+        let Some(computer) = self.app.directory.computer(&flow.computer) else {
+            return Vec::new();
+        };
+        computer
+            .modes
+            .iter()
+            .filter(|m| self.registry_mode(m).is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// Takes every step that has exactly one possible answer, then saves.
+    pub(crate) async fn settle_and_save(
+        &self,
+        mut flow: Flow,
+        version: i64,
+    ) -> Result<StepView, FlowError> {
+        for _ in 0..16 {
+            let current = self.current(&flow)?;
+            let decided = match current {
+                Current::ChooseMode => {
+                    let options = self.modes_for(&flow);
+                    let pick = match &flow.requested_mode {
+                        Some(m) if options.contains(m) => Some(m.clone()),
+                        _ if options.len() == 1 => options.first().cloned(),
+                        _ => None,
+                    };
+                    match pick {
+                        Some(mode) => {
+                            self.audit(
+                                &flow.person,
+                                "flow.mode",
+                                json!({"flow": flow.id, "mode": mode, "by": "gateway"}),
+                            )
+                            .await?;
+                            flow.mode = Some(mode);
+                            true
+                        }
+                        None if options.is_empty() => {
+                            self.fail(&mut flow, messages::NO_MODE).await?;
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                Current::Mfa(provider) => {
+                    let Some(PluginInstance::MfaProvider(p)) = self.registry.get(&provider) else {
+                        self.fail(
+                            &mut flow,
+                            &format!("The MFA method {provider} required here is not available."),
+                        )
+                        .await?;
+                        continue;
+                    };
+                    let enrolled = mfa::enrolled(
+                        &self.app.store,
+                        &self.app.keys.vault,
+                        &flow.person,
+                        &provider,
+                    )
+                    .await
+                    .map_err(internal)?;
+                    if enrolled.is_none() {
+                        let label = p.provider_info().label;
+                        self.fail(&mut flow, &messages::not_enrolled(&label))
+                            .await?;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Current::ChooseAccessLevel => {
+                    let policy = self.policy_of(&flow)?;
+                    let levels = policy.levels_for(&flow.person);
+                    match levels.as_slice() {
+                        [] => {
+                            self.fail(&mut flow, messages::NO_ACCESS_LEVEL).await?;
+                            true
+                        }
+                        [only] => {
+                            let id = only.id.clone();
+                            self.audit(
+                                &flow.person,
+                                "flow.access_level",
+                                json!({"flow": flow.id, "level": id, "by": "gateway"}),
+                            )
+                            .await?;
+                            flow.access_level = Some(id);
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                Current::MasterPassword => {
+                    if flow.master_prompt_at.is_none() {
+                        flow.master_prompt_at = Some(unix_now());
+                    }
+                    false
+                }
+                _ => false,
+            };
+            if !decided {
+                break;
+            }
+        }
+        self.flows.save(&flow, version, unix_now()).await?;
+        self.view_of(&flow).await
+    }
+
+    pub(crate) async fn fail(&self, flow: &mut Flow, message: &str) -> Result<(), FlowError> {
+        self.finish(
+            flow,
+            Outcome::Failed {
+                message: message.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Ends a flow: gives back the lease, ends the session at the credential source, removes a
+    /// JIT account, records the outcome. Safe to call again.
+    pub(crate) async fn finish(&self, flow: &mut Flow, outcome: Outcome) -> Result<(), FlowError> {
+        if let Some(lease) = flow.lease.take() {
+            self.app
+                .store
+                .release_lease(&lease, &flow.id)
+                .await
+                .map_err(internal)?;
+        }
+        if let (Some(injected), Some(chosen)) = (flow.injected.take(), &flow.credential) {
+            drop(injected);
+            let end = EndSession {
+                session: flow.session,
+                computer: flow
+                    .computer_id
+                    .clone()
+                    .unwrap_or_else(|| flow.computer.to_string()),
+                credential: chosen.id.clone(),
+                loginsessionid: flow.login_session_id.clone(),
+                subject: self.subject(flow),
+            };
+            if let Err(e) = self.app.vault.end_session(end).await {
+                tracing::warn!(flow = %flow.id, "ending the session at the credential source failed: {e}");
+            }
+        }
+        if let Some(account) = flow.jit.take() {
+            let removed = match self.registry.active().values().find_map(|p| match p {
+                PluginInstance::AccountProvisioner(p) => Some(p.clone()),
+                _ => None,
+            }) {
+                Some(p) => p.remove(&account).await.map_err(|e| e.to_string()),
+                None => Err("no account provisioner".into()),
+            };
+            if let Err(e) = removed {
+                tracing::warn!(flow = %flow.id, "removing the JIT account failed: {e}");
+            }
+        }
+        let (event, detail) = match &outcome {
+            Outcome::Launched { .. } => ("flow.launched", json!({})),
+            Outcome::Ended { reason } => ("flow.ended", json!({"reason": reason})),
+            Outcome::Failed { message } => ("flow.failed", json!({"reason": message})),
+        };
+        let mut detail = detail;
+        detail["flow"] = json!(flow.id);
+        self.audit(&flow.person, event, detail).await?;
+        flow.outcome = Some(outcome);
+        Ok(())
+    }
+
+    pub(crate) async fn apply(
+        &self,
+        flow: &mut Flow,
+        current: Current,
+        answer: Answer,
+    ) -> Result<(), FlowError> {
+        let now = unix_now();
+        match answer {
+            Answer::ChooseCredential { credential } => {
+                let options = self.credential_options(flow, now).await?;
+                match options.iter().find(|o| o.id == credential) {
+                    Some(o) if o.available => {
+                        flow.credential = Some(Chosen {
+                            id: o.id.clone(),
+                            kind: o.kind,
+                            label: o.label.clone(),
+                        });
+                        self.audit(
+                            &flow.person,
+                            "flow.credential",
+                            json!({"flow": flow.id, "credential": o.id, "kind": o.kind}),
+                        )
+                        .await?;
+                    }
+                    Some(_) => flow.notice = Some(messages::SHARED_IN_USE.into()),
+                    None => match self.app.vault.entry(&credential).await {
+                        Ok(e)
+                            if e.kind == CredentialKind::Personal
+                                && e.owner != Some(flow.person) =>
+                        {
+                            self.audit(&flow.person, "flow.refused", json!({"flow": flow.id, "reason": "someone else's personal credential", "credential": credential})).await?;
+                            flow.notice = Some(messages::SOMEONE_ELSES_CREDENTIAL.into());
+                        }
+                        _ => {
+                            return Err(FlowError::BadAnswer(
+                                "no such credential for this computer".into(),
+                            ));
+                        }
+                    },
+                }
+            }
+            Answer::Agreement { accept } => {
+                self.audit(
+                    &flow.person,
+                    "flow.agreement",
+                    json!({"flow": flow.id, "accepted": accept}),
+                )
+                .await?;
+                if accept {
+                    flow.agreed = true;
+                } else {
+                    self.finish(
+                        flow,
+                        Outcome::Ended {
+                            reason: messages::DECLINED.into(),
+                        },
+                    )
+                    .await?;
+                }
+            }
+            Answer::ChooseMode { mode } => {
+                if !self.modes_for(flow).contains(&mode) {
+                    return Err(FlowError::BadAnswer(format!(
+                        "mode {mode:?} is not offered"
+                    )));
+                }
+                self.audit(
+                    &flow.person,
+                    "flow.mode",
+                    json!({"flow": flow.id, "mode": mode, "by": "person"}),
+                )
+                .await?;
+                flow.mode = Some(mode);
+            }
+            Answer::Mfa { response } => {
+                let Current::Mfa(provider) = current else {
+                    return Err(internal("MFA answer outside the MFA step"));
+                };
+                self.verify_mfa(flow, &provider, &response).await?;
+            }
+            Answer::ChooseAccessLevel { access_level } => {
+                let policy = self.policy_of(flow)?;
+                if !policy
+                    .levels_for(&flow.person)
+                    .iter()
+                    .any(|l| l.id == access_level)
+                {
+                    return Err(FlowError::BadAnswer(
+                        "not an access level you are pre-approved for".into(),
+                    ));
+                }
+                self.audit(
+                    &flow.person,
+                    "flow.access_level",
+                    json!({"flow": flow.id, "level": access_level, "by": "person"}),
+                )
+                .await?;
+                flow.access_level = Some(access_level);
+            }
+            Answer::MasterPassword { master_password } => {
+                self.check_out(flow, master_password).await?
+            }
+        }
+        Ok(())
+    }
+
+    async fn verify_mfa(
+        &self,
+        flow: &mut Flow,
+        provider: &str,
+        response: &openpsm_plugin_api::SecretText,
+    ) -> Result<(), FlowError> {
+        let Some(PluginInstance::MfaProvider(p)) = self.registry.get(provider) else {
+            return self
+                .fail(
+                    flow,
+                    &format!("The MFA method {provider} required here is not available."),
+                )
+                .await;
+        };
+        let Some(secret) = mfa::enrolled(
+            &self.app.store,
+            &self.app.keys.vault,
+            &flow.person,
+            provider,
+        )
+        .await
+        .map_err(internal)?
+        else {
+            return self
+                .fail(flow, &messages::not_enrolled(&p.provider_info().label))
+                .await;
+        };
+        let who = openpsm_plugin_api::Subject {
+            person: flow.person,
+            login: self
+                .app
+                .directory
+                .person(&flow.person)
+                .map(|p| p.login.clone())
+                .unwrap_or_default(),
+            display_name: String::new(),
+        };
+        let verdict = p.verify(&who, &secret, response, SystemTime::now()).await;
+        let accepted = match verdict {
+            Ok(Verdict::Accepted { step }) => {
+                let key = format!(
+                    "{}:{provider}:{}",
+                    flow.person,
+                    step.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+                );
+                // A response accepted once is refused again, on every node.
+                step.is_none()
+                    || self
+                        .app
+                        .store
+                        .consume_once("mfa", &key, unix_now() + 86_400 * 366)
+                        .await
+                        .map_err(internal)?
+            }
+            Ok(Verdict::Rejected) => false,
+            Err(e) => {
+                tracing::warn!(flow = %flow.id, provider, "MFA verification failed: {e}");
+                false
+            }
+        };
+        self.audit(
+            &flow.person,
+            "flow.mfa",
+            json!({"flow": flow.id, "provider": provider, "accepted": accepted}),
+        )
+        .await?;
+        if accepted {
+            flow.mfa_passed.push(provider.to_owned());
+        } else {
+            flow.mfa_failures += 1;
+            if flow.mfa_failures >= MFA_ATTEMPTS {
+                self.fail(flow, messages::MFA_TOO_MANY).await?;
+            } else {
+                flow.notice = Some(messages::MFA_WRONG.into());
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn view_of(&self, flow: &Flow) -> Result<StepView, FlowError> {
+        let message = flow.notice.clone();
+        Ok(match self.current(flow)? {
+            Current::ChooseCredential => {
+                let mut options = self.credential_options(flow, unix_now()).await?;
+                if !flow.advanced {
+                    // Normal mode only prompts for a personal credential.
+                    options.retain(|o| o.kind == CredentialKind::Personal);
+                }
+                StepView::ChooseCredential { message, options }
+            }
+            Current::Agreement => StepView::Agreement {
+                message,
+                text: messages::AGREEMENT.into(),
+            },
+            Current::ChooseMode => StepView::ChooseMode {
+                message,
+                options: self.modes_for(flow),
+            },
+            Current::Mfa(provider) => {
+                let (label, prompt) = match self.registry.get(&provider) {
+                    Some(PluginInstance::MfaProvider(p)) => {
+                        let info = p.provider_info();
+                        (info.label, info.prompt)
+                    }
+                    _ => (provider.clone(), String::new()),
+                };
+                StepView::Mfa {
+                    message,
+                    provider,
+                    label,
+                    prompt,
+                    enrolled: true,
+                }
+            }
+            Current::ChooseAccessLevel => {
+                let policy = self.policy_of(flow)?;
+                let options = policy
+                    .levels_for(&flow.person)
+                    .into_iter()
+                    .map(|l| LevelOption {
+                        id: l.id.clone(),
+                        label: l.label.clone(),
+                    })
+                    .collect();
+                StepView::ChooseAccessLevel { message, options }
+            }
+            Current::MasterPassword => {
+                let jit = self
+                    .app
+                    .directory
+                    .computer(&flow.computer)
+                    .is_some_and(|c| c.jit);
+                let delay_secs = if jit {
+                    let elapsed = flow.master_prompt_at.map(|at| unix_now() - at).unwrap_or(0);
+                    u32::try_from((i64::from(flow.connection_delay) - elapsed).max(0)).unwrap_or(0)
+                } else {
+                    0
+                };
+                StepView::MasterPassword {
+                    message,
+                    delay_secs,
+                }
+            }
+            Current::Done(Outcome::Launched { token, .. }) => {
+                let channel = flow
+                    .mode
+                    .as_deref()
+                    .and_then(|m| self.registry_mode(m))
+                    .map(|m| m.mode_info().channel)
+                    .unwrap_or(Channel::Terminal);
+                StepView::Launch {
+                    channel,
+                    tunnel: "/api/v1/tunnel".into(),
+                    token,
+                }
+            }
+            Current::Done(Outcome::Ended { reason }) => StepView::Ended { reason },
+            Current::Done(Outcome::Failed { message }) => StepView::Failed { error: message },
+        })
+    }
+}
