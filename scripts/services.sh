@@ -48,3 +48,9 @@ stop_services() {
     _psm_stops=()
     rm -rf "$PSM_SERVICES_DIR"
 }
+
+# Headless Chromium (Debian's) and playwright-core (npm, from web/package-lock.json).
+ensure_browser() {
+    apt_install chromium
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+}

@@ -783,6 +783,9 @@ fn all_scenarios(postgres: bool) {
     jit_computer(&fx);
     fifty_flows_race_for_two_credentials(&fx);
     pages_and_audit_and_canary(&fx);
+    if !postgres {
+        browser_walk(&fx);
+    }
     let log = fx.gw.stderr();
     assert!(
         !log.contains(MASTER) && !log.contains(SECRET),
@@ -798,4 +801,70 @@ fn workflow_on_sqlite() {
 #[test]
 fn workflow_on_postgres() {
     all_scenarios(true);
+}
+
+/// Headless Chromium walks the pages from a start link to the launch page (SQLite run only).
+fn browser_walk(fx: &Fx) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests/walk-flow.mjs");
+    let ready = std::path::Path::new("/usr/bin/chromium").exists()
+        && std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../web/node_modules/playwright-core")
+            .exists();
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium and web/node_modules are missing: run scripts/test.sh"
+        );
+        eprintln!(
+            "note: chromium or playwright-core missing, browser walk skipped (scripts/test.sh installs them)"
+        );
+        return;
+    }
+    let query = fx.link(&base(BOB, C_MAIN, P_PLAIN));
+    let shot = fx.s.path().join("launch.png");
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{}", fx.gw.addr))
+        .arg(&query)
+        .arg(MASTER)
+        .arg(&shot)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        report["url"],
+        format!("http://{}/flow", fx.gw.addr),
+        "no secret in the URL"
+    );
+    assert_eq!(
+        report["seen"],
+        json!(["Recording agreement", "Master password", "Session"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["cookie"],
+        json!({"httpOnly": true, "secure": true, "sameSite": "Strict"})
+    );
+    assert_eq!(report["masterInPage"], false);
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 1000)
+            .unwrap_or(false),
+        "a screenshot was taken"
+    );
+    if let Ok(dir) = std::env::var("PSM_TEST_ARTIFACTS") {
+        let _ = std::fs::copy(&shot, std::path::Path::new(&dir).join("launch-page.png"));
+    }
+    assert_eq!(
+        report["ended"],
+        msg::CANCELLED,
+        "the End button ends the request"
+    );
+    assert!(
+        fx.leases().is_empty(),
+        "ending from the page gives the lease back"
+    );
 }
