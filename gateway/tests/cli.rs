@@ -379,3 +379,44 @@ fn layout_report_goes_to_debug_level_only() {
     assert!(stderr.contains("Layout of expected type"), "{stderr}");
     assert_eq!(verbose.status.code(), Some(2));
 }
+
+#[test]
+fn link_prints_a_signed_start_link_that_verifies() {
+    let s = Scratch::new();
+    let config = s.write(
+        "gw.toml",
+        "[links]\npublic_url = \"https://psm.example.test\"\n",
+    );
+    let out = run(
+        s.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "link",
+            "--person",
+            "6f1c2b8e-3a4d-4e5f-8a9b-0c1d2e3f4a5b",
+            "--computer",
+            "11111111-2222-4333-8444-555555555555",
+            "--policy",
+            "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d",
+            "--advanced",
+            "--mode",
+            "SSH",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let link = text(&out.stdout).trim().to_owned();
+    let query = link
+        .strip_prefix("https://psm.example.test/start?")
+        .unwrap_or_else(|| panic!("{link}"));
+    let keys = openpsm_gateway::keys::Keys::load_or_create(&s.path().join("data")).unwrap();
+    let now = openpsm_gateway::store::unix_now();
+    let verified = openpsm_gateway::startlink::verify(query, &keys.link, now, 600).unwrap();
+    assert!(verified.params.is_advance_mode);
+    assert_eq!(
+        verified.params.mode,
+        Some(openpsm_gateway::startlink::SeedMode::Ssh)
+    );
+    assert!(verified.expires_at > now && verified.expires_at <= now + 300);
+}

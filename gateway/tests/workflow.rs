@@ -22,6 +22,7 @@ const C_NONE: &str = "c0000000-0000-4000-8000-0000000000a2";
 const C_PAIR: &str = "c0000000-0000-4000-8000-0000000000a3";
 const C_SSH_ONLY: &str = "c0000000-0000-4000-8000-0000000000a4";
 const C_JIT: &str = "c0000000-0000-4000-8000-0000000000a5";
+const C_PERSONAL: &str = "c0000000-0000-4000-8000-0000000000a6";
 const P_PLAIN: &str = "f0000000-0000-4000-8000-0000000000b1";
 const P_MFA: &str = "f0000000-0000-4000-8000-0000000000b2";
 const P_MFA_ELSEWHERE: &str = "f0000000-0000-4000-8000-0000000000b3";
@@ -37,7 +38,9 @@ fn directory() -> String {
             "[[computer]]\nid = \"{id}\"\ncomputer_id = \"{name}\"\nname = \"{name}\"\nhosts = [\"127.0.0.1\"]\nport = 7\nmodes = {modes}\njit = {jit}\n"
         )
     };
-    let all = format!("[\"{C_MAIN}\", \"{C_NONE}\", \"{C_PAIR}\", \"{C_SSH_ONLY}\", \"{C_JIT}\"]");
+    let all = format!(
+        "[\"{C_MAIN}\", \"{C_NONE}\", \"{C_PAIR}\", \"{C_SSH_ONLY}\", \"{C_JIT}\", \"{C_PERSONAL}\"]"
+    );
     let levels = format!(
         "[[policy.access_levels]]\nid = \"user\"\nlabel = \"User\"\napproved = [\"{ALICE}\", \"{BOB}\"]\n\
          [[policy.access_levels]]\nid = \"admin\"\nlabel = \"Admin\"\ngroups = [\"CN=Admins\"]\napproved = [\"{ALICE}\"]\n"
@@ -50,6 +53,7 @@ fn directory() -> String {
         + &computer(C_PAIR, "pair", "[\"example-raw-tcp\"]", false)
         + &computer(C_SSH_ONLY, "sshonly", "[\"ssh\"]", false)
         + &computer(C_JIT, "jit", "[\"example-raw-tcp\"]", true)
+        + &computer(C_PERSONAL, "personal", "[\"example-raw-tcp\"]", false)
         + &format!("[[policy]]\nid = \"{P_PLAIN}\"\nname = \"plain\"\ncomputers = {all}\n{levels}")
         + &format!(
             "[[policy]]\nid = \"{P_MFA}\"\nname = \"mfa\"\ncomputers = {all}\n[[policy.mfa]]\nzone = [\"127.0.0.0/8\"]\nproviders = [\"example-mfa\"]\n{levels}"
@@ -69,6 +73,8 @@ struct Fx {
     shared_main: String,
     alice_personal: String,
     pair: [String; 2],
+    /// Every response body, to look for the canaries at the end.
+    seen: std::sync::Mutex<String>,
 }
 
 impl Fx {
@@ -152,6 +158,7 @@ impl Fx {
         let alice_personal = add(C_MAIN, "alice (personal)", Some(ALICE));
         add(C_SSH_ONLY, "root", None);
         add(C_JIT, "root", None);
+        add(C_PERSONAL, "alice's own", Some(ALICE));
         let pair = [add(C_PAIR, "pair one", None), add(C_PAIR, "pair two", None)];
         let gw = Gateway::start(s.path(), &config, &[]);
         let data = s.path().join("data");
@@ -172,6 +179,7 @@ impl Fx {
             shared_main,
             alice_personal,
             pair,
+            seen: Default::default(),
         })
     }
 
@@ -188,6 +196,7 @@ impl Fx {
             headers.push(("Authorization", a.as_str()));
         }
         let (status, _, body) = http(self.gw.addr, "POST", path, &headers, &body.to_string());
+        self.seen.lock().unwrap().push_str(&body);
         (
             status,
             serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")),
@@ -231,6 +240,7 @@ impl Fx {
             &[("Authorization", &auth)],
             "",
         );
+        self.seen.lock().unwrap().push_str(&body);
         assert_eq!(status, 200, "{body}");
         serde_json::from_str::<Value>(&body).unwrap()["step"].clone()
     }
@@ -395,6 +405,23 @@ fn availability_and_credentials(fx: &Fx) {
         ("choose_credential", Some(msg::SOMEONE_ELSES_CREDENTIAL))
     );
     fx.cancel(&flow, &secret);
+    // No shared credential: the person is prompted for a personal one; someone without one is told.
+    let (flow, secret, step) = fx.start_ok(&base(ALICE, C_PERSONAL, P_PLAIN));
+    assert_eq!(name(&step), "choose_credential");
+    let options = step["options"].as_array().unwrap();
+    assert_eq!(
+        (options.len(), options[0]["kind"].as_str()),
+        (1, Some("personal"))
+    );
+    let step = fx.step(
+        &flow,
+        &secret,
+        json!({"step": "choose_credential", "credential": options[0]["id"]}),
+    );
+    assert_eq!(name(&step), "agreement");
+    fx.cancel(&flow, &secret);
+    let (status, body) = fx.start(&fx.link(&base(BOB, C_PERSONAL, P_PLAIN)));
+    assert_eq!((status, error_of(&body).1), (403, msg::NO_CREDENTIALS));
     // Alice in advanced mode sees both, and may take her own.
     let mut advanced = base(ALICE, C_MAIN, P_PLAIN);
     advanced[3].1 = "true";
@@ -771,6 +798,20 @@ fn pages_and_audit_and_canary(fx: &Fx) {
         !everything.contains(MASTER) && !everything.contains(SECRET),
         "a canary leaked into the audit log or the log"
     );
+    let responses = fx.seen.lock().unwrap().clone();
+    assert!(responses.len() > 10_000, "the responses were recorded");
+    assert!(
+        !responses.contains(MASTER) && !responses.contains(SECRET),
+        "a canary came back in an API response"
+    );
+    // The database holds the credential sealed only.
+    if let Ok(bytes) = std::fs::read(fx.s.path().join("data/openpsm.db")) {
+        let db = String::from_utf8_lossy(&bytes);
+        assert!(
+            !db.contains(MASTER) && !db.contains(SECRET),
+            "a canary is in the database in the clear"
+        );
+    }
 }
 
 fn all_scenarios(postgres: bool) {
