@@ -83,3 +83,51 @@ async fn example_raw_tcp_library_passes_the_mode_suite() {
     echo.abort();
     assert!(report.passed(), "{report}");
 }
+
+fn account_exists(name: &str) -> bool {
+    std::process::Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn example_jit_unix_library_passes_the_provisioner_suite() {
+    let PluginInstance::AccountProvisioner(p) = load(
+        "openpsm-example-jit-unix",
+        "example-jit-unix",
+        serde_json::json!({"prefix": "psmt-"}),
+    ) else {
+        panic!("kind")
+    };
+    let request = openpsm_plugin_api::JitRequest {
+        person: openpsm_plugin_api::Subject {
+            person: uuid::Uuid::new_v4(),
+            login: "Conformance".into(),
+            display_name: "C".into(),
+        },
+        computer: uuid::Uuid::new_v4(),
+        session: uuid::Uuid::new_v4(),
+        groups: vec!["users".into()],
+        not_after: std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+    };
+    let report = conformance::provisioner::check(p.as_ref(), &request).await;
+    assert!(report.passed(), "{report}");
+    // A real account while it lives; a group that does not exist fails cleanly and leaves nothing.
+    let account = p.create(request.clone()).await.unwrap();
+    assert!(
+        account.user_name.starts_with("psmt-conformance-"),
+        "{}",
+        account.user_name
+    );
+    assert!(account_exists(&account.user_name));
+    p.remove(&account.account).await.unwrap();
+    assert!(!account_exists(&account.user_name));
+    let before = p.owned().await.unwrap();
+    let mut bad = request;
+    bad.groups = vec!["no-such-group-psm".into()];
+    let err = p.create(bad).await.unwrap_err();
+    assert!(err.message.contains("no-such-group-psm"), "{err}");
+    assert_eq!(p.owned().await.unwrap(), before);
+}

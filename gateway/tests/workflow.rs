@@ -114,10 +114,12 @@ impl Fx {
             "gw.toml",
             &format!(
                 "[store]\nurl = {store_url:?}\n[directory]\nfile = {:?}\n[flows]\nmaster_password_attempts = 3\n\
-                 [plugins.example-mfa]\npath = {:?}\n[plugins.example-raw-tcp]\npath = {:?}\n",
+                 [plugins.example-mfa]\npath = {:?}\n[plugins.example-raw-tcp]\npath = {:?}\n\
+                 [plugins.example-jit-unix]\npath = {:?}\n[plugins.example-jit-unix.settings]\nprefix = \"psmw-\"\n",
                 dir.display().to_string(),
                 lib("openpsm-example-mfa").display().to_string(),
                 lib("openpsm-example-raw-tcp").display().to_string(),
+                lib("openpsm-example-jit-unix").display().to_string(),
             ),
         );
         let cfg = config.to_str().unwrap().to_owned();
@@ -648,6 +650,14 @@ fn master_password_and_launch(fx: &Fx) {
     assert_eq!((status, error_of(&body).0), (400, "bad_request"));
 }
 
+fn account_exists(name: &str) -> bool {
+    std::process::Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 fn jit_computer(fx: &Fx) {
     let mut pairs = base(BOB, C_JIT, P_PLAIN);
     pairs.push(("PSM_Connection_Delay", "1"));
@@ -665,13 +675,52 @@ fn jit_computer(fx: &Fx) {
         &secret,
         json!({"step": "master_password", "master_password": MASTER}),
     );
-    // No account provisioner is enabled on this gateway: the flow fails cleanly.
+    assert_eq!(name(&step), "launch", "{step}");
+    // The session will log in with a just-in-time account, which exists until the flow ends.
+    let sealer = token::TokenSealer::new(&fx.keys.token, "openpsm");
+    let claims = sealer
+        .open(
+            step["token"].as_str().unwrap(),
+            openpsm_gateway::store::unix_now(),
+            &token::browser_binding(&secret),
+        )
+        .unwrap();
+    let user = claims.connection["user"].as_str().unwrap().to_owned();
+    assert!(user.starts_with("psmw-bob-"), "{user}");
+    assert_eq!(claims.connection["jit"], true);
+    assert!(account_exists(&user));
+    fx.cancel(&flow, &secret);
+    assert!(
+        !account_exists(&user),
+        "the JIT account is removed when the flow ends"
+    );
+    assert!(fx.leases().is_empty());
+    // Alice's admin level maps to a group this host does not have: creation fails cleanly.
+    let mut pairs = base(ALICE, C_JIT, P_PLAIN);
+    pairs.push(("PSM_Connection_Delay", "0"));
+    let (flow, secret, _) = fx.start_ok(&pairs);
+    fx.step(&flow, &secret, json!({"step": "agreement", "accept": true}));
+    fx.step(
+        &flow,
+        &secret,
+        json!({"step": "choose_access_level", "access_level": "admin"}),
+    );
+    let step = fx.step(
+        &flow,
+        &secret,
+        json!({"step": "master_password", "master_password": MASTER}),
+    );
     assert_eq!(
         (name(&step), step["error"].as_str()),
         ("failed", Some(msg::JIT_UNAVAILABLE)),
         "{step}"
     );
     assert!(fx.leases().is_empty());
+    let leftovers = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(
+        !leftovers.contains("psmw-alice-"),
+        "a failed creation leaves no account"
+    );
 }
 
 fn fifty_flows_race_for_two_credentials(fx: &Fx) {
