@@ -68,6 +68,7 @@ pub struct LinksConfig {
 pub struct FlowsConfig {
     pub ttl_secs: u64,
     pub master_password_attempts: u32,
+    pub person_failures_per_15min: u32,
     pub launch_token_ttl_secs: u64,
 }
 
@@ -190,6 +191,9 @@ impl Config {
         }
         if !(1..=20).contains(&self.flows.master_password_attempts) {
             return invalid("flows.master_password_attempts must be 1 to 20".into());
+        }
+        if !(1..=100).contains(&self.flows.person_failures_per_15min) {
+            return invalid("flows.person_failures_per_15min must be 1 to 100".into());
         }
         if !self.server.listen.ip().is_loopback() {
             return invalid(format!(

@@ -39,3 +39,5 @@ pub fn not_enrolled(label: &str) -> String {
         "You are not enrolled for {label}. Enrol in the portal's MFA settings (or ask your administrator), then start again."
     )
 }
+pub const PERSON_LOCKED: &str =
+    "Too many wrong attempts for your account. Wait 15 minutes, then start again from the portal.";

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 const ALICE: &str = "a11ce000-0000-4000-8000-000000000001";
 const BOB: &str = "b0b00000-0000-4000-8000-000000000002";
 const CAROL: &str = "ca201000-0000-4000-8000-000000000003";
+const DAVE: &str = "da7e0000-0000-4000-8000-000000000004";
 const C_MAIN: &str = "c0000000-0000-4000-8000-0000000000a1";
 const C_NONE: &str = "c0000000-0000-4000-8000-0000000000a2";
 const C_PAIR: &str = "c0000000-0000-4000-8000-0000000000a3";
@@ -42,12 +43,13 @@ fn directory() -> String {
         "[\"{C_MAIN}\", \"{C_NONE}\", \"{C_PAIR}\", \"{C_SSH_ONLY}\", \"{C_JIT}\", \"{C_PERSONAL}\"]"
     );
     let levels = format!(
-        "[[policy.access_levels]]\nid = \"user\"\nlabel = \"User\"\napproved = [\"{ALICE}\", \"{BOB}\"]\n\
+        "[[policy.access_levels]]\nid = \"user\"\nlabel = \"User\"\napproved = [\"{ALICE}\", \"{BOB}\", \"{DAVE}\"]\n\
          [[policy.access_levels]]\nid = \"admin\"\nlabel = \"Admin\"\ngroups = [\"CN=Admins\"]\napproved = [\"{ALICE}\"]\n"
     );
     person(ALICE, "alice")
         + &person(BOB, "bob")
         + &person(CAROL, "carol")
+        + &person(DAVE, "dave")
         + &computer(C_MAIN, "main", "[\"ssh\", \"example-raw-tcp\"]", false)
         + &computer(C_NONE, "none", "[\"example-raw-tcp\"]", false)
         + &computer(C_PAIR, "pair", "[\"example-raw-tcp\"]", false)
@@ -113,7 +115,7 @@ impl Fx {
         let config = s.write(
             "gw.toml",
             &format!(
-                "[store]\nurl = {store_url:?}\n[directory]\nfile = {:?}\n[flows]\nmaster_password_attempts = 3\n\
+                "[store]\nurl = {store_url:?}\n[directory]\nfile = {:?}\n[flows]\nmaster_password_attempts = 3\nperson_failures_per_15min = 6\n\
                  [plugins.example-mfa]\npath = {:?}\n[plugins.example-raw-tcp]\npath = {:?}\n\
                  [plugins.example-jit-unix]\npath = {:?}\n[plugins.example-jit-unix.settings]\nprefix = \"psmw-\"\n",
                 dir.display().to_string(),
@@ -123,7 +125,7 @@ impl Fx {
             ),
         );
         let cfg = config.to_str().unwrap().to_owned();
-        for person in [ALICE, BOB, CAROL] {
+        for person in [ALICE, BOB, CAROL, DAVE] {
             let out = run_input(
                 s.path(),
                 &["--config", &cfg, "vault", "set-master", "--person", person],
@@ -650,6 +652,42 @@ fn master_password_and_launch(fx: &Fx) {
     assert_eq!((status, error_of(&body).0), (400, "bad_request"));
 }
 
+/// Wrong master passwords count per person across flows: past the limit, even the right one is
+/// refused until the window has passed.
+fn person_lockout(fx: &Fx) {
+    let wrong = |flow: &str, secret: &str| {
+        fx.step(
+            flow,
+            secret,
+            json!({"step": "master_password", "master_password": "wrong"}),
+        )
+    };
+    let (flow, secret) = to_master_password(fx, &base(DAVE, C_MAIN, P_PLAIN));
+    wrong(&flow, &secret);
+    wrong(&flow, &secret);
+    assert_eq!(wrong(&flow, &secret)["error"], msg::MASTER_TOO_MANY);
+    let (flow, secret) = to_master_password(fx, &base(DAVE, C_MAIN, P_PLAIN));
+    wrong(&flow, &secret);
+    assert_eq!(wrong(&flow, &secret)["message"], msg::MASTER_WRONG);
+    let (flow, secret) = to_master_password(fx, &base(DAVE, C_MAIN, P_PLAIN));
+    assert_eq!(
+        wrong(&flow, &secret)["message"],
+        msg::MASTER_WRONG,
+        "the sixth failure"
+    );
+    let step = fx.step(
+        &flow,
+        &secret,
+        json!({"step": "master_password", "master_password": MASTER}),
+    );
+    assert_eq!(
+        (name(&step), step["error"].as_str()),
+        ("failed", Some(msg::PERSON_LOCKED)),
+        "{step}"
+    );
+    assert!(fx.leases().is_empty());
+}
+
 fn account_exists(name: &str) -> bool {
     std::process::Command::new("getent")
         .args(["passwd", name])
@@ -871,6 +909,7 @@ fn all_scenarios(postgres: bool) {
     mfa_by_zone(&fx);
     master_password_and_launch(&fx);
     jit_computer(&fx);
+    person_lockout(&fx);
     fifty_flows_race_for_two_credentials(&fx);
     pages_and_audit_and_canary(&fx);
     if !postgres {

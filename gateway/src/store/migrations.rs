@@ -32,6 +32,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_mfa.sql"),
         postgres: include_str!("../../migrations/postgres/0003_mfa.sql"),
     },
+    Migration {
+        version: 4,
+        name: "attempts",
+        sqlite: include_str!("../../migrations/sqlite/0004_attempts.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_attempts.sql"),
+    },
 ];
 
 /// The statements of a migration: `--` comment lines dropped, split at `;` (migrations hold no

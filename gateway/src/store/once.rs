@@ -34,3 +34,49 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// Records one failed attempt of `kind` (e.g. "master") by `subject` (a person) at `at`.
+    pub async fn record_failure(
+        &self,
+        kind: &str,
+        subject: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO attempts (kind, subject, at) VALUES ($1, $2, $3)")
+            .bind(kind)
+            .bind(subject)
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Failed attempts of `kind` by `subject` since `since`.
+    pub async fn failures_since(
+        &self,
+        kind: &str,
+        subject: &str,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        use sqlx::Row as _;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM attempts WHERE kind = $1 AND subject = $2 AND at >= $3",
+        )
+        .bind(kind)
+        .bind(subject)
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    /// Forgets attempts older than `before`.
+    pub async fn purge_failures(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM attempts WHERE at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -28,6 +28,18 @@ impl Engine {
         flow.window_end.map_or(now + cap, |end| end.min(now + cap))
     }
 
+    /// Whether the person made too many wrong attempts (master passwords, MFA codes) lately,
+    /// across flows and nodes.
+    pub(crate) async fn person_locked(&self, flow: &Flow, now: i64) -> Result<bool, FlowError> {
+        let failures = self
+            .app
+            .store
+            .failures_since("person", &flow.person.to_string(), now - 15 * 60)
+            .await
+            .map_err(internal)?;
+        Ok(failures >= i64::from(self.app.config.flows.person_failures_per_15min))
+    }
+
     pub(crate) async fn check_out(
         &self,
         flow: &mut Flow,
@@ -49,6 +61,9 @@ impl Engine {
         }
         if flow.window_end.is_some_and(|end| now >= end) {
             return self.fail(flow, messages::WINDOW_OVER).await;
+        }
+        if self.person_locked(flow, now).await? {
+            return self.fail(flow, messages::PERSON_LOCKED).await;
         }
         let Some(chosen) = flow.credential.clone() else {
             return Err(internal("check-out without a credential"));
@@ -152,6 +167,11 @@ impl Engine {
                 .await?;
                 return match e.kind {
                     ErrorKind::Unauthorized => {
+                        self.app
+                            .store
+                            .record_failure("person", &flow.person.to_string(), now)
+                            .await
+                            .map_err(internal)?;
                         flow.master_failures += 1;
                         if flow.master_failures >= self.app.config.flows.master_password_attempts {
                             self.fail(flow, messages::MASTER_TOO_MANY).await

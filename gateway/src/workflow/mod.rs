@@ -497,6 +497,12 @@ impl Engine {
             }
             self.flows.delete(&id).await?;
         }
+        self.app.store.purge_consumed(now).await.map_err(internal)?;
+        self.app
+            .store
+            .purge_failures(now - 3600)
+            .await
+            .map_err(internal)?;
         Ok(ended)
     }
 

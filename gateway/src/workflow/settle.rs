@@ -348,6 +348,9 @@ impl Engine {
                 .unwrap_or_default(),
             display_name: String::new(),
         };
+        if self.person_locked(flow, unix_now()).await? {
+            return self.fail(flow, messages::PERSON_LOCKED).await;
+        }
         let verdict = p.verify(&who, &secret, response, SystemTime::now()).await;
         let accepted = match verdict {
             Ok(Verdict::Accepted { step }) => {
@@ -380,6 +383,11 @@ impl Engine {
         if accepted {
             flow.mfa_passed.push(provider.to_owned());
         } else {
+            self.app
+                .store
+                .record_failure("person", &flow.person.to_string(), unix_now())
+                .await
+                .map_err(internal)?;
             flow.mfa_failures += 1;
             if flow.mfa_failures >= MFA_ATTEMPTS {
                 self.fail(flow, messages::MFA_TOO_MANY).await?;
