@@ -22,7 +22,16 @@ apt_install() {
         apt-get update -qq
         _psm_apt_updated=1
     fi
+    # Packages must not start their system services (an sshd on every interface, a PostgreSQL on
+    # 5432): the tests start their own, on loopback only.
+    local guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+        guard=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
+    return 0
 }
 
 # PostgreSQL (Debian's), trust auth on loopback only: PSM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT
@@ -53,4 +62,38 @@ stop_services() {
 ensure_browser() {
     apt_install chromium
     (cd web && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+# OpenSSH's sshd on a free port of 127.0.0.1 with a test account (password and key), for the ssh
+# plugin: PSM_TEST_SSHD_PORT, _USER, _PASSWORD, _KEY (private key file), _HOSTKEY (SHA256:...).
+start_sshd() {
+    apt_install openssh-server openssh-client
+    local dir="$PSM_SERVICES_DIR/sshd" port user=psmtest pass
+    port=$(free_port)
+    id -u "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+    pass="Psm-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16)-1"
+    echo "$user:$pass" | chpasswd
+    mkdir -p "$dir" /run/sshd
+    ssh-keygen -q -t ed25519 -N '' -f "$dir/host_ed25519"
+    ssh-keygen -q -t ed25519 -N '' -f "$dir/client_ed25519"
+    install -d -m 700 -o "$user" -g "$user" "/home/$user/.ssh"
+    install -m 600 -o "$user" -g "$user" "$dir/client_ed25519.pub" "/home/$user/.ssh/authorized_keys"
+    cat > "$dir/sshd_config" <<CONF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $dir/host_ed25519
+PidFile $dir/sshd.pid
+PasswordAuthentication yes
+KbdInteractiveAuthentication yes
+PubkeyAuthentication yes
+UsePAM yes
+PermitRootLogin no
+CONF
+    /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+    export PSM_TEST_SSHD_PORT=$port PSM_TEST_SSHD_USER=$user PSM_TEST_SSHD_PASSWORD=$pass
+    export PSM_TEST_SSHD_KEY="$dir/client_ed25519"
+    PSM_TEST_SSHD_HOSTKEY=$(ssh-keygen -lf "$dir/host_ed25519.pub" -E sha256 | awk '{print $2}')
+    export PSM_TEST_SSHD_HOSTKEY
+    _psm_stops+=("kill \$(cat $dir/sshd.pid) 2>/dev/null")
+    echo "sshd on 127.0.0.1:$port"
 }

@@ -18,6 +18,7 @@ source scripts/services.sh
 results=$(mktemp)
 trap 'stop_services; rm -f "$results"' EXIT
 start_postgres
+start_sshd
 ensure_browser
 step "tests"
 cargo test --workspace 2>&1 | tee "$results"

@@ -15,3 +15,6 @@ pub mod token;
 pub mod vault;
 pub mod web;
 pub mod workflow;
+
+// Built-in plugins register through inventory: the crate must be linked to be found.
+use openpsm_plugin_ssh as _;

@@ -115,7 +115,7 @@ impl Fx {
         let config = s.write(
             "gw.toml",
             &format!(
-                "[store]\nurl = {store_url:?}\n[directory]\nfile = {:?}\n[flows]\nmaster_password_attempts = 3\nperson_failures_per_15min = 6\n\
+                "[plugins.ssh]\nenabled = false\n[store]\nurl = {store_url:?}\n[directory]\nfile = {:?}\n[flows]\nmaster_password_attempts = 3\nperson_failures_per_15min = 6\n\
                  [plugins.example-mfa]\npath = {:?}\n[plugins.example-raw-tcp]\npath = {:?}\n\
                  [plugins.example-jit-unix]\npath = {:?}\n[plugins.example-jit-unix.settings]\nprefix = \"psmw-\"\n",
                 dir.display().to_string(),
@@ -483,8 +483,8 @@ fn agreement_window_modes_levels(fx: &Fx) {
     let (status, body) = fx.start(&fx.link(&late));
     assert_eq!((status, error_of(&body).1), (403, msg::WINDOW_OVER));
 
-    // Modes: ssh is not enabled here, so the computer offering ssh and example-raw-tcp goes
-    // straight on, and the ssh-only one cannot be reached.
+    // Modes: ssh is disabled on this gateway, so the computer offering ssh and example-raw-tcp
+    // goes straight on, and the ssh-only one cannot be reached.
     let (flow, secret, _) = fx.start_ok(&base(BOB, C_SSH_ONLY, P_PLAIN));
     let step = fx.step(&flow, &secret, json!({"step": "agreement", "accept": true}));
     assert_eq!(

@@ -34,6 +34,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// The access token of the IAM expired: the flow must start over.
     TokenExpired,
+    /// The target's host key or certificate is not the pinned one (a changed key is refused).
+    HostKeyMismatch,
     /// The thing asked for is busy or taken (a shared credential in use).
     Unavailable,
     /// The thing asked for does not exist.

@@ -107,6 +107,7 @@ fn kind_label(kind: ErrorKind) -> &'static str {
         ErrorKind::InvalidInput => "invalid_input",
         ErrorKind::Unauthorized => "unauthorized",
         ErrorKind::TokenExpired => "token_expired",
+        ErrorKind::HostKeyMismatch => "host_key_mismatch",
         ErrorKind::Unavailable => "unavailable",
         ErrorKind::NotFound => "not_found",
         ErrorKind::Unreachable => "unreachable",
