@@ -9,6 +9,7 @@ pub mod logging;
 pub mod messages;
 pub mod plugins;
 pub mod recorder_local;
+pub mod session;
 pub mod startlink;
 pub mod store;
 pub mod token;

@@ -89,3 +89,43 @@ impl Store {
             .map_err(StoreError::from)
     }
 }
+
+impl Store {
+    /// The host keys recorded for a computer: (host, fingerprint).
+    pub async fn host_keys(&self, computer: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT host, fingerprint FROM host_keys WHERE computer = $1 ORDER BY host",
+        )
+        .bind(computer)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("host")?, r.try_get("fingerprint")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Records a host key seen for the first time; false when one was already recorded.
+    pub async fn trust_host_key(
+        &self,
+        computer: &str,
+        host: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO host_keys (computer, host, fingerprint, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(computer)
+        .bind(host)
+        .bind(fingerprint)
+        .bind(now)
+        .execute(self.pool())
+        .await;
+        match done {
+            Ok(d) => Ok(d.rows_affected() == 1),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -38,6 +38,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_attempts.sql"),
         postgres: include_str!("../../migrations/postgres/0004_attempts.sql"),
     },
+    Migration {
+        version: 5,
+        name: "host_keys",
+        sqlite: include_str!("../../migrations/sqlite/0005_host_keys.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_host_keys.sql"),
+    },
 ];
 
 /// The statements of a migration: `--` comment lines dropped, split at `;` (migrations hold no

@@ -3,6 +3,7 @@
 pub mod api;
 mod health;
 pub mod pages;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flows", post(api::start))
         .route("/api/v1/flows/{id}", get(api::get).delete(api::cancel))
         .route("/api/v1/flows/{id}/answer", post(api::answer))
+        .route("/api/v1/tunnel", get(tunnel::tunnel))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(state))
 }

@@ -28,6 +28,11 @@ impl Engine {
         flow.window_end.map_or(now + cap, |end| end.min(now + cap))
     }
 
+    /// When a session of this flow must end at the latest.
+    pub(crate) fn session_until_pub(&self, flow: &Flow, now: i64) -> i64 {
+        self.session_until(flow, now)
+    }
+
     /// Whether the person made too many wrong attempts (master passwords, MFA codes) lately,
     /// across flows and nodes.
     pub(crate) async fn person_locked(&self, flow: &Flow, now: i64) -> Result<bool, FlowError> {

@@ -5,6 +5,7 @@
 //! audited like the person's own answers. Pages and the JSON API drive the same engine.
 
 mod checkout;
+mod launch;
 pub mod mfa;
 mod settle;
 pub mod state;
@@ -25,6 +26,7 @@ use crate::messages;
 use crate::plugins::SharedRegistry;
 use crate::startlink::{self, LinkError, ParamError};
 use crate::store::{AuditEvent, unix_now};
+pub use launch::Launch;
 use state::{Chosen, Flow, FlowStore, Outcome, StateError};
 pub use steps::{Answer, StepView};
 

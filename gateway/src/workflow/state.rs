@@ -198,6 +198,16 @@ impl FlowStore {
         }
     }
 
+    /// Moves a flow's expiry (a running session keeps its flow, and so its lease, alive).
+    pub async fn extend(&self, id: &str, expires_at: i64) -> Result<(), StateError> {
+        sqlx::query("UPDATE flows SET expires_at = $1 WHERE id = $2")
+            .bind(expires_at)
+            .bind(id)
+            .execute(self.store.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Flows past their expiry: (id) for the sweeper, which ends them.
     pub async fn expired(&self, now: i64) -> Result<Vec<String>, StateError> {
         let rows = sqlx::query("SELECT id FROM flows WHERE expires_at <= $1")

@@ -265,7 +265,9 @@ pub async fn run(ssh: &Ssh, req: OpenRequest, mut io: SessionIo) -> PluginResult
                     }
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => exit = Some(exit_status),
-                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => {
+                // The exit status follows EOF: wait for the channel to close.
+                Some(ChannelMsg::Eof) => {}
+                Some(ChannelMsg::Close) | None => {
                     break (EndReason::TargetClosed, exit.map(|code| format!("the shell exited with status {code}")));
                 }
                 Some(_) => {}

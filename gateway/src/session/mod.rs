@@ -1,0 +1,347 @@
+//! Live terminal sessions: a redeemed launch token becomes a connection-mode session relayed to
+//! the browser's WebSocket, recorded, and ended in one place whatever ended it.
+//!
+//! **Architecture invariant**: a session the policy records never runs unrecorded: if the
+//! recording cannot be created or written, the session ends with an error.
+
+pub mod recording;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use openpsm_plugin_api::mode::{
+    CredentialSecret, DisplaySize, EndReason, InjectedCredential, Notice, SessionPolicy,
+};
+use openpsm_plugin_api::{
+    Frame, Input, OpenRequest, PluginInstance, SealedRecording, SecretText, SessionIo,
+};
+use serde_json::json;
+
+use crate::store::unix_now;
+use crate::workflow::{Engine, Launch};
+use recording::Asciicast;
+
+/// Frames buffered between the mode and the browser; a slow browser stalls the target here.
+const BUFFER: usize = 64;
+/// How long a browser may take to accept one frame before the session is ended.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn split_user(user: &str) -> (String, Option<String>) {
+    match user.split_once('\\') {
+        Some((domain, name)) => (name.to_owned(), Some(domain.to_owned())),
+        None => (user.to_owned(), None),
+    }
+}
+
+async fn text(ws: &mut WebSocket, value: serde_json::Value) -> bool {
+    ws.send(Message::Text(Utf8Bytes::from(value.to_string())))
+        .await
+        .is_ok()
+}
+
+/// Runs the session of a redeemed launch on `ws` until it ends, then ends it everywhere.
+pub async fn run_terminal(engine: Arc<Engine>, launch: Launch, mut ws: WebSocket) {
+    let flow = launch.flow;
+    let session = flow.session;
+    let reason = match relay(&engine, &flow, &launch.claims, &mut ws).await {
+        Ok(message) => message,
+        Err(message) => {
+            tracing::warn!(%session, flow = %flow.id, "session failed: {message}");
+            let _ = text(&mut ws, json!({"error": message})).await;
+            message
+        }
+    };
+    if let Err(e) = engine.end_launched(&flow.id, &reason).await {
+        tracing::error!(%session, "ending the session failed: {e}");
+    }
+    let _ = engine
+        .audit_session(
+            &flow.person,
+            "session.ended",
+            json!({"session": session, "flow": flow.id, "reason": reason}),
+        )
+        .await;
+    let _ = text(&mut ws, json!({"ended": reason})).await;
+    let _ = ws.send(Message::Close(None)).await;
+}
+
+/// The session itself; Ok carries why it ended, Err what went wrong.
+async fn relay(
+    engine: &Engine,
+    flow: &crate::workflow::state::Flow,
+    claims: &crate::token::LaunchClaims,
+    ws: &mut WebSocket,
+) -> Result<String, String> {
+    let injected = flow
+        .injected
+        .clone()
+        .ok_or("the flow has no checked-out credential")?;
+    let mode_id = flow.mode.clone().ok_or("the flow has no connection mode")?;
+    let mode = engine
+        .registry_mode(&mode_id)
+        .ok_or_else(|| format!("the connection mode {mode_id} is not available"))?;
+    let computer = flow.computer.to_string();
+    let pinned: Vec<String> = engine
+        .app
+        .store
+        .host_keys(&computer)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    let (user, domain) = split_user(&injected.user_name);
+    let secret = SecretText::new(injected.secret.expose_secret());
+    let request = OpenRequest {
+        session: flow.session,
+        hosts: injected.hosts.clone(),
+        port: injected.port.unwrap_or(mode.mode_info().default_port),
+        credential: InjectedCredential {
+            user,
+            domain,
+            secret: if injected.is_key {
+                CredentialSecret::PrivateKey(secret)
+            } else {
+                CredentialSecret::Password(secret)
+            },
+        },
+        display: DisplaySize {
+            width: flow.width.unwrap_or(1024),
+            height: flow.height.unwrap_or(768),
+            dpi: flow.dpi.unwrap_or(96),
+            ..DisplaySize::default()
+        },
+        policy: SessionPolicy::default(),
+        pinned_keys: pinned,
+        settings: serde_json::Value::Null,
+    };
+    let rec_dir = engine
+        .app
+        .config
+        .data_dir
+        .join("recordings-open")
+        .join(flow.session.to_string());
+    let mut cast = if injected.record {
+        let path = rec_dir.join("session.cast");
+        Some(
+            Asciicast::create(
+                &path,
+                request.display.cols,
+                request.display.rows,
+                unix_now(),
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "the session must be recorded, but the recording cannot be created: {}",
+                    e.reason
+                )
+            })?,
+        )
+    } else {
+        None
+    };
+    engine
+        .audit_session(&flow.person, "session.started", json!({"session": flow.session, "flow": flow.id, "mode": mode_id, "hosts": request.hosts, "record": injected.record, "token": claims.id}))
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(
+            u64::try_from(engine.session_deadline(flow) - unix_now()).unwrap_or(0),
+        );
+    let (io, mut ends) = SessionIo::pair(BUFFER);
+    let mut run = tokio::spawn(async move { mode.run(request, io).await });
+    let mut inputs = Some(ends.inputs);
+    let outcome: Result<String, String> = loop {
+        tokio::select! {
+            frame = ends.frames.recv() => match frame {
+                Some(Frame::Terminal(bytes)) => {
+                    if let Some(c) = cast.as_mut()
+                        && let Err(e) = c.output(&bytes).await
+                    {
+                        break Err(format!("the recording failed, so the session was ended: {}", e.reason));
+                    }
+                    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Binary(bytes.into()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => { inputs = None; }
+                        Err(_) => break Err("the browser stopped reading; the session was ended".into()),
+                    }
+                }
+                Some(Frame::Notice(notice)) => {
+                    engine.notice(flow, &notice).await?;
+                    let _ = text(ws, json!({"notice": notice})).await;
+                }
+                Some(Frame::Display(_)) => {}
+                None => {
+                    // The mode dropped its sender: it is ending; `run` answers next.
+                    match (&mut run).await {
+                        Ok(Ok(end)) => break Ok(end_text(end.reason, end.message)),
+                        Ok(Err(e)) => break Err(e.message),
+                        Err(e) => break Err(format!("the session task failed: {e}")),
+                    }
+                }
+            },
+            msg = ws.recv(), if inputs.is_some() => match msg {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if let Some(tx) = &inputs { let _ = tx.send(Input::Bytes(bytes.to_vec())).await; }
+                }
+                Some(Ok(Message::Text(t))) => {
+                    if let Some((cols, rows)) = parse_resize(t.as_str()) {
+                        if let Some(c) = cast.as_mut() { let _ = c.resize(cols, rows).await; }
+                        if let Some(tx) = &inputs { let _ = tx.send(Input::Resize { cols, rows, width: 0, height: 0 }).await; }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    if let Some(tx) = inputs.take() { let _ = tx.send(Input::Close).await; }
+                }
+                Some(Ok(_)) => {}
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                inputs = None;
+                break Ok("The access window ended, so the session was closed.".into());
+            }
+        }
+    };
+    drop(inputs);
+    // Let the mode finish closing (it sees its input channel closed).
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while ends.frames.recv().await.is_some() {}
+    })
+    .await;
+    run.abort();
+    if let Some(cast) = cast {
+        let sealed = cast.seal().await.map_err(|e| e.to_string())?;
+        engine.store_recording(flow, &rec_dir, sealed).await?;
+    }
+    outcome
+}
+
+fn end_text(reason: EndReason, message: Option<String>) -> String {
+    let base = match reason {
+        EndReason::TargetClosed => "The computer closed the session.",
+        EndReason::ClosedByUser => "You closed the session.",
+        EndReason::ClosedByHost => "The gateway closed the session.",
+    };
+    match message {
+        Some(m) => format!("{base} ({m})"),
+        None => base.to_owned(),
+    }
+}
+
+/// `{"resize": {"cols": C, "rows": R}}` from the browser.
+pub fn parse_resize(text: &str) -> Option<(u16, u16)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let r = v.get("resize")?;
+    let cols = u16::try_from(r.get("cols")?.as_u64()?).ok()?;
+    let rows = u16::try_from(r.get("rows")?.as_u64()?).ok()?;
+    ((1..=1000).contains(&cols) && (1..=1000).contains(&rows)).then_some((cols, rows))
+}
+
+impl Engine {
+    pub(crate) async fn audit_session(
+        &self,
+        person: &uuid::Uuid,
+        event: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), crate::workflow::FlowError> {
+        self.audit(person, event, detail).await
+    }
+
+    /// Host keys: a key seen on first use is recorded (and later pinned); audited either way.
+    async fn notice(
+        &self,
+        flow: &crate::workflow::state::Flow,
+        notice: &Notice,
+    ) -> Result<(), String> {
+        match notice {
+            Notice::HostKeySeen { host, fingerprint } => {
+                let first = self
+                    .app
+                    .store
+                    .trust_host_key(&flow.computer.to_string(), host, fingerprint, unix_now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let event = if first {
+                    "session.host_key_trusted"
+                } else {
+                    "session.host_key_matched"
+                };
+                self.audit(
+                    &flow.person,
+                    event,
+                    json!({"session": flow.session, "host": host, "fingerprint": fingerprint}),
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }
+            Notice::Connected { host } => self
+                .audit(
+                    &flow.person,
+                    "session.connected",
+                    json!({"session": flow.session, "host": host}),
+                )
+                .await
+                .map_err(|e| e.to_string()),
+            Notice::Message { .. } => Ok(()),
+        }
+    }
+
+    /// Hands a sealed recording to the first enabled recorder and chains its hash into the audit log.
+    async fn store_recording(
+        &self,
+        flow: &crate::workflow::state::Flow,
+        dir: &std::path::Path,
+        file: openpsm_plugin_api::RecordingFile,
+    ) -> Result<(), String> {
+        let sealed = SealedRecording {
+            session: flow.session,
+            dir: dir.to_owned(),
+            files: vec![file.clone()],
+        };
+        let recorder = self.registry.active().values().find_map(|p| match p {
+            PluginInstance::Recorder(r) => Some(r.clone()),
+            _ => None,
+        });
+        let location = match recorder {
+            Some(r) => r
+                .store(sealed)
+                .await
+                .map(|s| s.location)
+                .map_err(|e| format!("storing the recording failed: {e}"))?,
+            None => dir.display().to_string(),
+        };
+        self.audit(&flow.person, "recording.sealed", json!({"session": flow.session, "file": file.name, "sha256": file.sha256, "bytes": file.bytes, "location": location}))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The latest moment a flow's session may run (end of window, capped by the policy).
+    pub(crate) fn session_deadline(&self, flow: &crate::workflow::state::Flow) -> i64 {
+        let now = unix_now();
+        flow.window_end
+            .map_or(now + 8 * 3600, |end| end)
+            .min(self.session_until_pub(flow, now).max(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_messages() {
+        assert_eq!(
+            parse_resize(r#"{"resize":{"cols":120,"rows":40}}"#),
+            Some((120, 40))
+        );
+        assert_eq!(parse_resize(r#"{"resize":{"cols":0,"rows":40}}"#), None);
+        assert_eq!(parse_resize(r#"{"resize":{"cols":70000,"rows":40}}"#), None);
+        assert_eq!(parse_resize("junk"), None);
+        assert_eq!(
+            split_user("EXAMPLE\\alice"),
+            ("alice".into(), Some("EXAMPLE".into()))
+        );
+        assert_eq!(split_user("alice"), ("alice".into(), None));
+    }
+}
