@@ -37,6 +37,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub links: LinksConfig,
     pub flows: FlowsConfig,
+    pub web: WebConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
     pub plugin_defaults: PluginDefaults,
@@ -70,6 +71,12 @@ pub struct FlowsConfig {
     pub master_password_attempts: u32,
     pub person_failures_per_15min: u32,
     pub launch_token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    pub dir: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

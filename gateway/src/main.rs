@@ -188,10 +188,12 @@ async fn serve(config: Config) -> ExitCode {
             }
         }
     });
+    let web_dir = web::assets::web_dir(&config.web.dir);
     let state = web::AppState {
         registry,
         metrics,
         engine: Some(engine),
+        web_dir,
     };
     match web::serve(
         listener,

@@ -1,6 +1,7 @@
 //! The HTTP server: health, readiness, metrics (and, with later issues, the pages and the API).
 
 pub mod api;
+pub mod assets;
 mod health;
 pub mod pages;
 mod tunnel;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub registry: SharedRegistry,
     pub metrics: Option<PrometheusHandle>,
     pub engine: Option<Arc<Engine>>,
+    /// The browser files' directory (see `assets::web_dir`).
+    pub web_dir: std::path::PathBuf,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -40,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flows/{id}", get(api::get).delete(api::cancel))
         .route("/api/v1/flows/{id}/answer", post(api::answer))
         .route("/api/v1/tunnel", get(tunnel::tunnel))
+        .route("/assets/{name}", get(assets::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(state))
 }

@@ -85,12 +85,36 @@ fn secure_headers(h: &mut HeaderMap) {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         ),
     ];
     for (k, v) in pairs {
         h.insert(k, HeaderValue::from_static(v));
     }
+}
+
+/// The live session: a full-width terminal, its status line, and the End button.
+fn session_page(channel: &str, token: &str, csrf: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Session · openpsm</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"stylesheet\" href=\"/assets/xterm.css\">\
+         <style>html,body{{margin:0;height:100%;background:#111;color:#ddd;font-family:system-ui,sans-serif}}\
+         header{{display:flex;gap:1rem;align-items:center;padding:.4rem .8rem;background:#1d2330}}\
+         #status{{flex:1}}#terminal{{position:absolute;top:2.6rem;bottom:0;left:0;right:0;padding:.3rem}}\
+         form{{margin:0}}</style></head><body>\
+         <header><span id=\"ready\">Your session is ready.</span><span id=\"status\"></span>\
+         <form method=\"post\" action=\"/flow/cancel\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" id=\"cancel\">End</button></form></header>\
+         <div id=\"session\" data-channel=\"{channel}\" data-tunnel=\"/api/v1/tunnel\" data-token=\"{}\"></div>\
+         <div id=\"terminal\"></div>\
+         <script src=\"/assets/xterm.js\"></script><script src=\"/assets/addon-fit.js\"></script>\
+         <script src=\"/assets/session.js\"></script></body></html>",
+        escape(token)
+    );
+    let mut response = (StatusCode::OK, html).into_response();
+    secure_headers(response.headers_mut());
+    response
 }
 
 fn error_page(e: &FlowError) -> Response {
@@ -397,12 +421,7 @@ fn render(step: &StepView, csrf: &str) -> Response {
                 openpsm_plugin_api::Channel::Terminal => "terminal",
                 openpsm_plugin_api::Channel::Display => "display",
             };
-            let body = format!(
-                "<p id=\"ready\">Your session is ready.</p><div id=\"session\" data-channel=\"{channel}\" data-tunnel=\"/api/v1/tunnel\" data-token=\"{}\"></div>\
-                 <form method=\"post\" action=\"/flow/cancel\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\" id=\"cancel\">End</button></form>",
-                escape(token)
-            );
-            page(ok, "Session", &body)
+            session_page(channel, token, csrf)
         }
         StepView::Ended { reason } => page(
             ok,
