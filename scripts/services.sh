@@ -68,8 +68,8 @@ ensure_browser() {
 # plugin: PSM_TEST_SSHD_PORT, _USER, _PASSWORD, _KEY (private key file), _HOSTKEY (SHA256:...).
 start_sshd() {
     apt_install openssh-server openssh-client
-    local dir="$PSM_SERVICES_DIR/sshd" port user=psmtest pass
-    port=$(free_port)
+    local dir="$PSM_SERVICES_DIR/sshd" port="${1:-}" user="${2:-psmtest}" pass
+    [ -n "$port" ] || port=$(free_port)
     id -u "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
     pass="Psm-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16)-1"
     echo "$user:$pass" | chpasswd
