@@ -98,12 +98,25 @@ fn setup() -> Option<Setup> {
         openpsm_gateway::store::unix_now() + 60,
         &openpsm_gateway::startlink::new_nonce(),
     );
-    Some(Setup { s, gw, link, password })
+    Some(Setup {
+        s,
+        gw,
+        link,
+        password,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_ssh_session_through_the_gateway() {
-    let Some(Setup { s, gw, link, password }) = setup() else { return };
+    let Some(Setup {
+        s,
+        gw,
+        link,
+        password,
+    }) = setup()
+    else {
+        return;
+    };
     let post = |path: &str, secret: Option<&str>, body: Value| {
         let auth = secret.map(|s| format!("Bearer {s}")).unwrap_or_default();
         let mut headers = vec![("Content-Type", "application/json")];
@@ -253,10 +266,23 @@ async fn a_live_ssh_session_through_the_gateway() {
 /// The same path as a person takes it: headless Chromium through the pages into xterm.js.
 #[test]
 fn a_live_ssh_session_in_the_browser() {
-    let Some(Setup { s, gw, link, password }) = setup() else { return };
+    let Some(Setup {
+        s,
+        gw,
+        link,
+        password,
+    }) = setup()
+    else {
+        return;
+    };
     let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
-    if !(std::path::Path::new("/usr/bin/chromium").exists() && web.join("node_modules/@xterm/xterm").exists()) {
-        assert!(std::env::var_os("CI").is_none(), "chromium or web/node_modules missing: run scripts/test.sh");
+    if !(std::path::Path::new("/usr/bin/chromium").exists()
+        && web.join("node_modules/@xterm/xterm").exists())
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium or web/node_modules missing: run scripts/test.sh"
+        );
         return;
     }
     let shot = s.path().join("terminal.png");
@@ -269,12 +295,16 @@ fn a_live_ssh_session_in_the_browser() {
         .arg(&shot)
         .output()
         .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
     assert_eq!(report["ok"], true, "{report}\n{}", gw.stderr());
     let rows = report["rows"].as_str().unwrap();
     assert!(rows.contains("psm-42-browser"), "{rows}");
     assert!(!rows.contains(&password));
-    assert_eq!(report["ended"], "The computer closed the session. (the shell exited with status 0)");
+    assert_eq!(
+        report["ended"],
+        "The computer closed the session. (the shell exited with status 0)"
+    );
     assert_eq!(report["url"], format!("http://{}/flow", gw.addr));
     if let Ok(dir) = std::env::var("PSM_TEST_ARTIFACTS") {
         let _ = std::fs::copy(&shot, std::path::Path::new(&dir).join("terminal.png"));

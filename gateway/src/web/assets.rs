@@ -11,9 +11,21 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 
 const FILES: &[(&str, &str, &str)] = &[
-    ("xterm.js", "node_modules/@xterm/xterm/lib/xterm.js", "text/javascript"),
-    ("xterm.css", "node_modules/@xterm/xterm/css/xterm.css", "text/css"),
-    ("addon-fit.js", "node_modules/@xterm/addon-fit/lib/addon-fit.js", "text/javascript"),
+    (
+        "xterm.js",
+        "node_modules/@xterm/xterm/lib/xterm.js",
+        "text/javascript",
+    ),
+    (
+        "xterm.css",
+        "node_modules/@xterm/xterm/css/xterm.css",
+        "text/css",
+    ),
+    (
+        "addon-fit.js",
+        "node_modules/@xterm/addon-fit/lib/addon-fit.js",
+        "text/javascript",
+    ),
     ("session.js", "session.js", "text/javascript"),
 ];
 
@@ -35,7 +47,14 @@ pub async fn asset(State(state): State<Arc<AppState>>, Path(name): Path<String>)
     };
     let path = state.web_dir.join(relative);
     match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "public, max-age=3600")], bytes).into_response(),
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            bytes,
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(path = %path.display(), "browser asset missing (run `npm ci` in web/): {e}");
             (StatusCode::NOT_FOUND, "asset missing on the gateway").into_response()
