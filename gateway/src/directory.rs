@@ -83,6 +83,9 @@ pub struct Policy {
     /// Sessions under this policy are recorded (and the person must agree first).
     #[serde(default = "yes")]
     pub record: bool,
+    /// Terminal sessions are also recorded in the seed's typescript form (`script`/`scriptreplay`).
+    #[serde(default)]
+    pub typescript: bool,
     /// MFA points: the first rule whose zone holds the client address applies.
     #[serde(default)]
     pub mfa: Vec<MfaRule>,

@@ -47,7 +47,7 @@ fn setup() -> Option<Setup> {
         &format!(
             "[[person]]\nid = \"{PERSON}\"\nlogin = \"alice\"\nname = \"Alice\"\n\
              [[computer]]\nid = \"{COMPUTER}\"\ncomputer_id = \"9\"\nname = \"sshd\"\nhosts = [\"127.0.0.1\"]\nport = {port}\nmodes = [\"ssh\"]\n\
-             [[policy]]\nid = \"{POLICY}\"\nname = \"p\"\ncomputers = [\"{COMPUTER}\"]\n\
+             [[policy]]\nid = \"{POLICY}\"\nname = \"p\"\ntypescript = true\ncomputers = [\"{COMPUTER}\"]\n\
              [[policy.access_levels]]\nid = \"user\"\nlabel = \"User\"\napproved = [\"{PERSON}\"]\n"
         ),
     );

@@ -5,6 +5,7 @@
 //! recording cannot be created or written, the session ends with an error.
 
 pub mod recording;
+pub mod typescript;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use serde_json::json;
 use crate::store::unix_now;
 use crate::workflow::{Engine, Launch};
 use recording::Asciicast;
+use typescript::Typescript;
 
 /// Frames buffered between the mode and the browser; a slow browser stalls the target here.
 const BUFFER: usize = 64;
@@ -142,6 +144,26 @@ async fn relay(
     } else {
         None
     };
+    let wants_typescript = injected.record && engine.policy_of(flow).is_ok_and(|p| p.typescript);
+    let mut script = if wants_typescript {
+        Some(
+            Typescript::create(
+                &rec_dir,
+                "session.typescript",
+                &rfc3339_now(),
+                &flow.session.to_string(),
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "the session must be recorded, but the typescript cannot be created: {}",
+                    e.reason
+                )
+            })?,
+        )
+    } else {
+        None
+    };
     engine
         .audit_session(&flow.person, "session.started", json!({"session": flow.session, "flow": flow.id, "mode": mode_id, "hosts": request.hosts, "record": injected.record, "token": claims.id}))
         .await
@@ -159,6 +181,11 @@ async fn relay(
                 Some(Frame::Terminal(bytes)) => {
                     if let Some(c) = cast.as_mut()
                         && let Err(e) = c.output(&bytes).await
+                    {
+                        break Err(format!("the recording failed, so the session was ended: {}", e.reason));
+                    }
+                    if let Some(t) = script.as_mut()
+                        && let Err(e) = t.output(&bytes).await
                     {
                         break Err(format!("the recording failed, so the session was ended: {}", e.reason));
                     }
@@ -210,11 +237,28 @@ async fn relay(
     })
     .await;
     run.abort();
+    let mut files = Vec::new();
     if let Some(cast) = cast {
-        let sealed = cast.seal().await.map_err(|e| e.to_string())?;
-        engine.store_recording(flow, &rec_dir, sealed).await?;
+        files.push(cast.seal().await.map_err(|e| e.to_string())?);
+    }
+    if let Some(script) = script {
+        files.extend(
+            script
+                .seal(&rfc3339_now())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    if !files.is_empty() {
+        engine.store_recording(flow, &rec_dir, files).await?;
     }
     outcome
+}
+
+fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn end_text(reason: EndReason, message: Option<String>) -> String {
@@ -292,12 +336,12 @@ impl Engine {
         &self,
         flow: &crate::workflow::state::Flow,
         dir: &std::path::Path,
-        file: openpsm_plugin_api::RecordingFile,
+        files: Vec<openpsm_plugin_api::RecordingFile>,
     ) -> Result<(), String> {
         let sealed = SealedRecording {
             session: flow.session,
             dir: dir.to_owned(),
-            files: vec![file.clone()],
+            files: files.clone(),
         };
         let recorder = self.registry.active().values().find_map(|p| match p {
             PluginInstance::Recorder(r) => Some(r.clone()),
@@ -311,9 +355,12 @@ impl Engine {
                 .map_err(|e| format!("storing the recording failed: {e}"))?,
             None => dir.display().to_string(),
         };
-        self.audit(&flow.person, "recording.sealed", json!({"session": flow.session, "file": file.name, "sha256": file.sha256, "bytes": file.bytes, "location": location}))
-            .await
-            .map_err(|e| e.to_string())
+        for file in files {
+            self.audit(&flow.person, "recording.sealed", json!({"session": flow.session, "file": file.name, "sha256": file.sha256, "bytes": file.bytes, "location": location}))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// The latest moment a flow's session may run (end of window, capped by the policy).
