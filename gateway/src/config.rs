@@ -37,6 +37,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub links: LinksConfig,
     pub flows: FlowsConfig,
+    pub sessions: SessionsConfig,
     pub web: WebConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
@@ -71,6 +72,12 @@ pub struct FlowsConfig {
     pub master_password_attempts: u32,
     pub person_failures_per_15min: u32,
     pub launch_token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    pub browser_send_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,6 +205,9 @@ impl Config {
         }
         if !(1..=20).contains(&self.flows.master_password_attempts) {
             return invalid("flows.master_password_attempts must be 1 to 20".into());
+        }
+        if !(1..=3600).contains(&self.sessions.browser_send_timeout_secs) {
+            return invalid("sessions.browser_send_timeout_secs must be 1 to 3600".into());
         }
         if !(1..=100).contains(&self.flows.person_failures_per_15min) {
             return invalid("flows.person_failures_per_15min must be 1 to 100".into());

@@ -26,8 +26,8 @@ use typescript::Typescript;
 
 /// Frames buffered between the mode and the browser; a slow browser stalls the target here.
 const BUFFER: usize = 64;
-/// How long a browser may take to accept one frame before the session is ended.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the last words to a browser (error, end) may take.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn split_user(user: &str) -> (String, Option<String>) {
     match user.split_once('\\') {
@@ -65,7 +65,7 @@ pub async fn run_terminal(engine: Arc<Engine>, launch: Launch, mut ws: WebSocket
         )
         .await;
     let _ = text(&mut ws, json!({"ended": reason})).await;
-    let _ = ws.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, ws.send(Message::Close(None))).await;
 }
 
 /// The session itself; Ok carries why it ended, Err what went wrong.
@@ -172,6 +172,7 @@ async fn relay(
         + Duration::from_secs(
             u64::try_from(engine.session_deadline(flow) - unix_now()).unwrap_or(0),
         );
+    let send_timeout = Duration::from_secs(engine.app.config.sessions.browser_send_timeout_secs);
     let (io, mut ends) = SessionIo::pair(BUFFER);
     let mut run = tokio::spawn(async move { mode.run(request, io).await });
     let mut inputs = Some(ends.inputs);
@@ -189,7 +190,7 @@ async fn relay(
                     {
                         break Err(format!("the recording failed, so the session was ended: {}", e.reason));
                     }
-                    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Binary(bytes.into()))).await {
+                    match tokio::time::timeout(send_timeout, ws.send(Message::Binary(bytes.into()))).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => { inputs = None; }
                         Err(_) => break Err("the browser stopped reading; the session was ended".into()),

@@ -246,3 +246,4 @@ pub fn http(
         .collect();
     (status, headers, body.to_owned())
 }
+pub mod ssh;
