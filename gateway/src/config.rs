@@ -33,6 +33,7 @@ pub enum ConfigError {
 pub struct Config {
     pub data_dir: PathBuf,
     pub cluster_id: String,
+    pub node_id: String,
     pub store: StoreConfig,
     pub directory: DirectoryConfig,
     pub links: LinksConfig,
@@ -270,6 +271,18 @@ impl Config {
         } else {
             self.store.url.clone()
         }
+    }
+
+    /// This node's name: `node_id`, else the host name.
+    pub fn node(&self) -> String {
+        if !self.node_id.is_empty() {
+            return self.node_id.clone();
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into())
     }
 
     /// The call timeout of one plugin.

@@ -166,6 +166,16 @@ async fn serve(config: Config) -> ExitCode {
         Ok(app) => Arc::new(app),
         Err(e) => return refuse(&e),
     };
+    let engine = Arc::new(Engine::new(app, registry.clone()));
+    // Before serving: the sessions of the last run are over.
+    match openpsm_gateway::session::recover(&engine).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            sessions = n,
+            "ended the sessions this node was running when it stopped"
+        ),
+        Err(e) => tracing::error!("finishing the sessions of the last run failed: {e}"),
+    }
     let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -177,7 +187,6 @@ async fn serve(config: Config) -> ExitCode {
     // The one line on stdout: scripts and tests read the address from it.
     println!("openpsm listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    let engine = Arc::new(Engine::new(app, registry.clone()));
     let sweeper = engine.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));

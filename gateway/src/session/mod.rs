@@ -57,6 +57,14 @@ pub async fn run_terminal(engine: Arc<Engine>, launch: Launch, mut ws: WebSocket
     if let Err(e) = engine.end_launched(&flow.id, &reason).await {
         tracing::error!(%session, "ending the session failed: {e}");
     }
+    if let Err(e) = engine
+        .app
+        .store
+        .session_ended(&session.to_string(), unix_now())
+        .await
+    {
+        tracing::error!(%session, "marking the session ended failed: {e}");
+    }
     let _ = engine
         .audit_session(
             &flow.person,
@@ -168,6 +176,20 @@ async fn relay(
         .audit_session(&flow.person, "session.started", json!({"session": flow.session, "flow": flow.id, "mode": mode_id, "hosts": request.hosts, "record": injected.record, "token": claims.id}))
         .await
         .map_err(|e| e.to_string())?;
+    engine
+        .app
+        .store
+        .session_started(
+            &flow.session.to_string(),
+            &flow.id,
+            &flow.person.to_string(),
+            &computer,
+            &mode_id,
+            &engine.app.config.node(),
+            unix_now(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(
             u64::try_from(engine.session_deadline(flow) - unix_now()).unwrap_or(0),
@@ -254,6 +276,69 @@ async fn relay(
         engine.store_recording(flow, &rec_dir, files).await?;
     }
     outcome
+}
+
+/// At start-up: the sessions this node was running when it stopped are over. Their recordings are
+/// sealed as far as they got, and their ends (lease, credential source, JIT account) completed.
+pub async fn recover(engine: &Engine) -> Result<usize, String> {
+    let node = engine.app.config.node();
+    let running = engine
+        .app
+        .store
+        .running_sessions(&node)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reason = "The gateway restarted, so the session was ended.";
+    for row in &running {
+        let dir = engine
+            .app
+            .config
+            .data_dir
+            .join("recordings-open")
+            .join(&row.id);
+        let mut files = Vec::new();
+        for name in [
+            "session.cast",
+            "session.typescript",
+            "session.typescript.timing",
+        ] {
+            if dir.join(name).is_file() {
+                files.push(
+                    recording::seal_existing(&dir.join(name))
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+        }
+        let person: uuid::Uuid = row
+            .person
+            .parse()
+            .map_err(|_| "a session row names no person".to_owned())?;
+        if let Ok(loaded) = engine.load_flow(&row.flow).await {
+            if !files.is_empty() {
+                engine.store_recording(&loaded, &dir, files).await?;
+            }
+        }
+        engine
+            .end_launched(&row.flow, reason)
+            .await
+            .map_err(|e| e.to_string())?;
+        engine
+            .app
+            .store
+            .session_ended(&row.id, unix_now())
+            .await
+            .map_err(|e| e.to_string())?;
+        engine
+            .audit_session(
+                &person,
+                "session.ended",
+                json!({"session": row.id, "flow": row.flow, "reason": reason}),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(running.len())
 }
 
 fn rfc3339_now() -> String {

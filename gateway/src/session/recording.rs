@@ -124,6 +124,27 @@ impl Asciicast {
     }
 }
 
+/// Seals a file already on disk (a recording left open by a crash).
+pub async fn seal_existing(path: &Path) -> Result<RecordingFile, RecordingError> {
+    let bytes = tokio::fs::read(path).await.map_err(|e| RecordingError {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let sha256 = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(RecordingFile {
+        name,
+        sha256,
+        bytes: bytes.len() as u64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

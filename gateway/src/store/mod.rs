@@ -10,6 +10,7 @@ pub mod audit;
 mod leases;
 pub mod migrations;
 mod once;
+pub mod sessions;
 
 use std::time::Duration;
 

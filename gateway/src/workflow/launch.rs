@@ -53,6 +53,11 @@ impl Engine {
         Ok(Launch { flow, claims })
     }
 
+    /// The flow's state (for recovery after a restart).
+    pub async fn load_flow(&self, id: &str) -> Result<Flow, FlowError> {
+        Ok(self.flows.load(id).await?.flow)
+    }
+
     /// Ends a launched flow's session: gives back the lease, ends the session at the credential
     /// source, removes a JIT account, audits. Safe to call more than once.
     pub async fn end_launched(&self, flow_id: &str, reason: &str) -> Result<(), FlowError> {
