@@ -314,10 +314,10 @@ pub async fn recover(engine: &Engine) -> Result<usize, String> {
             .person
             .parse()
             .map_err(|_| "a session row names no person".to_owned())?;
-        if let Ok(loaded) = engine.load_flow(&row.flow).await {
-            if !files.is_empty() {
-                engine.store_recording(&loaded, &dir, files).await?;
-            }
+        if let Ok(loaded) = engine.load_flow(&row.flow).await
+            && !files.is_empty()
+        {
+            engine.store_recording(&loaded, &dir, files).await?;
         }
         engine
             .end_launched(&row.flow, reason)
