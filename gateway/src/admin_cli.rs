@@ -80,6 +80,17 @@ pub enum VaultCommand {
 }
 
 #[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// Sessions not yet ended, on every node.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a session (its node notices within seconds and ends it through its one end path).
+    Terminate { id: String },
+}
+
+#[derive(Subcommand)]
 pub enum AuditCommand {
     /// Walk the audit chain; exit code 1 when an entry was edited, inserted, deleted or moved.
     Verify,
@@ -245,6 +256,55 @@ pub async fn audit(app: &App, command: AuditCommand) -> ExitCode {
                 );
                 ExitCode::FAILURE
             }
+            Err(e) => fail(e),
+        },
+    }
+}
+
+pub async fn sessions(app: &App, command: SessionsCommand) -> ExitCode {
+    match command {
+        SessionsCommand::List { json } => match app.store.open_sessions().await {
+            Ok(rows) if json => {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|(id, person, computer, mode, state, started)| {
+                        serde_json::json!({"id": id, "person": person, "computer": computer, "mode": mode, "state": state, "started_at": started})
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+                ExitCode::SUCCESS
+            }
+            Ok(rows) => {
+                println!(
+                    "{:<36} {:<36} {:<36} {:<8} {:<10} STARTED",
+                    "ID", "PERSON", "COMPUTER", "MODE", "STATE"
+                );
+                for (id, person, computer, mode, state, started) in rows {
+                    println!(
+                        "{id:<36} {person:<36} {computer:<36} {mode:<8} {state:<10} {started}"
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        SessionsCommand::Terminate { id } => match app.store.request_termination(&id).await {
+            Ok(true) => {
+                let _ = app
+                    .store
+                    .audit_append(
+                        unix_now(),
+                        &openpsm_gateway::store::AuditEvent {
+                            actor: "admin-cli".into(),
+                            event: "session.terminate_requested".into(),
+                            detail: serde_json::json!({"session": id}),
+                        },
+                    )
+                    .await;
+                println!("termination of {id} requested");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => fail(format!("no running session {id}")),
             Err(e) => fail(e),
         },
     }

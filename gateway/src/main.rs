@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::VaultCommand,
     },
+    /// List or end live sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: admin_cli::SessionsCommand,
+    },
     /// Inspect the audit log.
     Audit {
         #[command(subcommand)]
@@ -105,6 +110,9 @@ fn main() -> ExitCode {
             }
             Command::Vault { command } => {
                 with_app(config, |app| Box::pin(admin_cli::vault(app, command))).await
+            }
+            Command::Sessions { command } => {
+                with_app(config, |app| Box::pin(admin_cli::sessions(app, command))).await
             }
             Command::Audit { command } => {
                 with_app(config, |app| Box::pin(admin_cli::audit(app, command))).await
@@ -187,6 +195,20 @@ async fn serve(config: Config) -> ExitCode {
     // The one line on stdout: scripts and tests read the address from it.
     println!("openpsm listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    let live = Arc::new(openpsm_gateway::session::live::Live::default());
+    // Administrators end sessions through the store (`openpsm sessions terminate`), from any node.
+    let (watcher, watched) = (engine.clone(), live.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            if let Ok(ids) = watcher.app.store.termination_requests().await {
+                for id in ids.iter().filter_map(|i| i.parse::<uuid::Uuid>().ok()) {
+                    watched.stop(&id, openpsm_gateway::session::live::TERMINATED);
+                }
+            }
+        }
+    });
     let sweeper = engine.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -203,6 +225,7 @@ async fn serve(config: Config) -> ExitCode {
         metrics,
         engine: Some(engine),
         web_dir,
+        live,
     };
     match web::serve(
         listener,

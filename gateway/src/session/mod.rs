@@ -4,6 +4,7 @@
 //! **Architecture invariant**: a session the policy records never runs unrecorded: if the
 //! recording cannot be created or written, the session ends with an error.
 
+pub mod live;
 pub mod recording;
 pub mod typescript;
 
@@ -43,10 +44,24 @@ async fn text(ws: &mut WebSocket, value: serde_json::Value) -> bool {
 }
 
 /// Runs the session of a redeemed launch on `ws` until it ends, then ends it everywhere.
-pub async fn run_terminal(engine: Arc<Engine>, launch: Launch, mut ws: WebSocket) {
+pub async fn run_terminal(
+    engine: Arc<Engine>,
+    live: Arc<live::Live>,
+    launch: Launch,
+    mut ws: WebSocket,
+) {
     let flow = launch.flow;
     let session = flow.session;
-    let reason = match relay(&engine, &flow, &launch.claims, &mut ws).await {
+    let mut registration = live.register(session);
+    let reason = match relay(
+        &engine,
+        &flow,
+        &launch.claims,
+        &mut ws,
+        &mut registration.stop,
+    )
+    .await
+    {
         Ok(message) => message,
         Err(message) => {
             tracing::warn!(%session, flow = %flow.id, "session failed: {message}");
@@ -74,6 +89,7 @@ pub async fn run_terminal(engine: Arc<Engine>, launch: Launch, mut ws: WebSocket
         .await;
     let _ = text(&mut ws, json!({"ended": reason})).await;
     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, ws.send(Message::Close(None))).await;
+    drop(registration);
 }
 
 /// The session itself; Ok carries why it ended, Err what went wrong.
@@ -82,6 +98,7 @@ async fn relay(
     flow: &crate::workflow::state::Flow,
     claims: &crate::token::LaunchClaims,
     ws: &mut WebSocket,
+    stop: &mut tokio::sync::watch::Receiver<Option<String>>,
 ) -> Result<String, String> {
     let injected = flow
         .injected
@@ -247,6 +264,12 @@ async fn relay(
                 }
                 Some(Ok(_)) => {}
             },
+            changed = stop.changed() => {
+                if changed.is_ok() && let Some(reason) = stop.borrow().clone() {
+                    inputs = None;
+                    break Ok(reason);
+                }
+            }
             () = tokio::time::sleep_until(deadline) => {
                 inputs = None;
                 break Ok("The access window ended, so the session was closed.".into());

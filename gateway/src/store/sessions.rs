@@ -49,10 +49,53 @@ impl Store {
         Ok(())
     }
 
+    /// Asks for a session to be ended (the node running it notices within seconds).
+    pub async fn request_termination(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET state = 'terminate' WHERE id = $1 AND state = 'running'",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sessions an administrator asked to end.
+    pub async fn termination_requests(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM sessions WHERE state = 'terminate'")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("id").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Every session not yet ended: (id, person, computer, mode, state, started_at).
+    pub async fn open_sessions(
+        &self,
+    ) -> Result<Vec<(String, String, String, String, String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT id, person, computer, mode, state, started_at FROM sessions WHERE state <> 'ended' ORDER BY started_at")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("person")?,
+                    r.try_get("computer")?,
+                    r.try_get("mode")?,
+                    r.try_get("state")?,
+                    r.try_get("started_at")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     /// Sessions still marked running on `node`.
     pub async fn running_sessions(&self, node: &str) -> Result<Vec<SessionRow>, StoreError> {
         let detail = serde_json::json!({"node": node}).to_string();
-        let rows = sqlx::query("SELECT id, flow, person FROM sessions WHERE state = 'running' AND detail = $1 ORDER BY started_at")
+        let rows = sqlx::query("SELECT id, flow, person FROM sessions WHERE state <> 'ended' AND detail = $1 ORDER BY started_at")
             .bind(detail)
             .fetch_all(self.pool())
             .await?;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub engine: Option<Arc<Engine>>,
     /// The browser files' directory (see `assets::web_dir`).
     pub web_dir: std::path::PathBuf,
+    /// The sessions running on this node.
+    pub live: Arc<crate::session::live::Live>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -54,11 +56,19 @@ pub async fn serve(
     state: AppState,
     grace: Duration,
 ) -> std::io::Result<()> {
+    let live = state.live.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!(sessions = live.count(), "shutting down");
+        // Live sessions end through their one end path (recording sealed, lease given back,
+        // audited) before the process goes.
+        live.stop_all(crate::session::live::SHUTDOWN);
+        let waited = tokio::time::Instant::now();
+        while live.count() > 0 && waited.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let _ = stop_tx.send(true);
     });
     let mut stop_rx = stop_rx;

@@ -55,6 +55,7 @@ pub async fn tunnel(
         )
             .into_response();
     };
+    let live = state.live.clone();
     ws.max_message_size(MAX_MESSAGE)
         .on_upgrade(move |mut socket| async move {
             let token = match tokio::time::timeout(Duration::from_secs(10), socket.recv()).await {
@@ -69,7 +70,7 @@ pub async fn tunnel(
                 }
             };
             match engine.redeem(token.trim(), &secret).await {
-                Ok(launch) => crate::session::run_terminal(engine, launch, socket).await,
+                Ok(launch) => crate::session::run_terminal(engine, live, launch, socket).await,
                 Err(e) => {
                     tracing::info!("launch token refused: {e}");
                     let _ = socket
