@@ -11,7 +11,7 @@ BYTES=${2:-200000000}
 source scripts/services.sh
 GW=""
 trap '[ -n "$GW" ] && kill "$GW" 2>/dev/null; stop_services' EXIT
-ulimit -n 65536 || true
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cargo build -q --release -p openpsm-gateway -p psm-load
 start_sshd >/dev/null
@@ -52,6 +52,8 @@ CONF
 psm="target/release/openpsm --config $W/gw.toml"
 echo "bench-master-pw" | $psm vault set-master --person $PERSON >/dev/null
 printf '%s\n' "$PSM_TEST_SSHD_PASSWORD" | $psm vault add --computer $COMPUTER --label bench --user "$PSM_TEST_SSHD_USER" >/dev/null
+# A personal credential is not leased: the idle sessions use it side by side.
+PERSONAL=$(printf 'bench-master-pw\n%s\n' "$PSM_TEST_SSHD_PASSWORD" | $psm vault add --computer $COMPUTER --label personal --user "$PSM_TEST_SSHD_USER" --owner $PERSON)
 OPENPSM_SERVER__LISTEN=127.0.0.1:0 target/release/openpsm --config "$W/gw.toml" serve > "$W/out" 2> "$W/err" &
 GW=$!
 for _ in $(seq 100); do grep -q listening "$W/out" 2>/dev/null && break; sleep 0.1; done
@@ -78,7 +80,7 @@ load latency "$LAUNCHES"
 for n in 100 500; do
     echo "== memory: $n idle sessions"
     base=$(rss)
-    load idle "$n" 30 > "$W/idle.out" &
+    load --credential "$PERSONAL" idle "$n" 30 > "$W/idle.out" &
     LP=$!
     for _ in $(seq 600); do grep -q open "$W/idle.out" 2>/dev/null && break; sleep 0.5; done
     sleep 2

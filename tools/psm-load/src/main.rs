@@ -30,6 +30,9 @@ struct Cli {
     /// The person's master password.
     #[arg(long)]
     master: String,
+    /// ExternalCredentialGuid: a personal credential (not leased, so sessions can run side by side).
+    #[arg(long)]
+    credential: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +78,10 @@ async fn launch(cli: &Cli, key: &openpsm_gateway::startlink::LinkKey) -> Result<
         ("TargetComputerGuid", cli.computer.clone()),
         ("IsAdvanceMode", "false".to_owned()),
     ];
+    let mut pairs = pairs;
+    if let Some(c) = &cli.credential {
+        pairs.push(("ExternalCredentialGuid", c.clone()));
+    }
     let now = openpsm_gateway::store::unix_now();
     let link = openpsm_gateway::startlink::sign(
         &pairs,
