@@ -5,6 +5,7 @@
 //! audited like the person's own answers. Pages and the JSON API drive the same engine.
 
 mod checkout;
+pub mod end_session;
 mod launch;
 pub mod mfa;
 mod settle;

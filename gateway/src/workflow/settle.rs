@@ -2,9 +2,7 @@
 
 use std::time::SystemTime;
 
-use openpsm_plugin_api::{
-    Channel, CredentialKind, CredentialSource as _, EndSession, PluginInstance, Verdict,
-};
+use openpsm_plugin_api::{Channel, CredentialKind, EndSession, PluginInstance, Verdict};
 use serde_json::json;
 
 use super::state::{Chosen, Flow, Outcome};
@@ -177,8 +175,20 @@ impl Engine {
                 loginsessionid: flow.login_session_id.clone(),
                 subject: self.subject(flow),
             };
-            if let Err(e) = self.app.vault.end_session(end).await {
-                tracing::warn!(flow = %flow.id, "ending the session at the credential source failed: {e}");
+            let ended = super::end_session::end_with_retries(
+                &self.app.vault,
+                end,
+                std::time::Duration::from_millis(500),
+            )
+            .await;
+            if let Some(e) = ended.error {
+                tracing::warn!(flow = %flow.id, tries = ended.tries, "ending the session at the credential source failed: {e}");
+                self.audit(
+                    &flow.person,
+                    "session.end_at_source_failed",
+                    json!({"flow": flow.id, "tries": ended.tries, "kind": e.kind}),
+                )
+                .await?;
             }
         }
         if let Some(account) = flow.jit.take() {
