@@ -79,6 +79,7 @@ pub struct FlowsConfig {
 #[serde(deny_unknown_fields)]
 pub struct SessionsConfig {
     pub browser_send_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -244,3 +244,49 @@ async fn a_browser_that_stops_reading_cannot_grow_the_gateway() {
     );
     after(&lab, "the browser stopped reading").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_session_is_ended() {
+    let Some((user, password)) = account() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let sshd = PrivateSshd::start(scratch.path());
+    let lab = lab(
+        sshd.port,
+        &user,
+        &password,
+        &[("OPENPSM_SESSIONS__IDLE_TIMEOUT_SECS", "3")],
+    );
+    let (secret, token) = lab.launch(&[]);
+    let mut ws = lab.connect(&secret, &token).await;
+    let (_, texts) = read_until(&mut ws, "", 30).await;
+    assert_eq!(
+        ended(&texts).as_deref(),
+        Some(openpsm_gateway::session::live::IDLE),
+        "{texts:?}"
+    );
+    after(&lab, "idle for too long").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recording_that_cannot_be_written_stops_the_session() {
+    let Some((user, password)) = account() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let sshd = PrivateSshd::start(scratch.path());
+    let lab = lab(sshd.port, &user, &password, &[]);
+    // Where open recordings go is a file, not a directory: nothing can be recorded.
+    std::fs::write(lab.s.path().join("data/recordings-open"), "in the way").unwrap();
+    let (secret, token) = lab.launch(&[]);
+    let mut ws = lab.connect(&secret, &token).await;
+    let (screen, texts) = read_until(&mut ws, "", 20).await;
+    assert!(
+        screen.is_empty(),
+        "no byte of an unrecorded session reaches the browser"
+    );
+    let ended = ended(&texts).unwrap_or_default();
+    assert!(ended.contains("must be recorded"), "{texts:?}");
+    after(&lab, "must be recorded").await;
+}

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 pub const SHUTDOWN: &str = "The gateway is shutting down, so the session was ended.";
 pub const TERMINATED: &str = "An administrator ended the session.";
+pub const IDLE: &str = "The session was idle for too long, so it was ended.";
 
 #[derive(Default)]
 pub struct Live {

@@ -212,6 +212,11 @@ async fn relay(
             u64::try_from(engine.session_deadline(flow) - unix_now()).unwrap_or(0),
         );
     let send_timeout = Duration::from_secs(engine.app.config.sessions.browser_send_timeout_secs);
+    let idle_limit = match engine.app.config.sessions.idle_timeout_secs {
+        0 => Duration::from_secs(100 * 365 * 86_400),
+        secs => Duration::from_secs(secs),
+    };
+    let mut last_activity = tokio::time::Instant::now();
     let (io, mut ends) = SessionIo::pair(BUFFER);
     let mut run = tokio::spawn(async move { mode.run(request, io).await });
     let mut inputs = Some(ends.inputs);
@@ -219,6 +224,7 @@ async fn relay(
         tokio::select! {
             frame = ends.frames.recv() => match frame {
                 Some(Frame::Terminal(bytes)) => {
+                    last_activity = tokio::time::Instant::now();
                     if let Some(c) = cast.as_mut()
                         && let Err(e) = c.output(&bytes).await
                     {
@@ -251,6 +257,7 @@ async fn relay(
             },
             msg = ws.recv(), if inputs.is_some() => match msg {
                 Some(Ok(Message::Binary(bytes))) => {
+                    last_activity = tokio::time::Instant::now();
                     if let Some(tx) = &inputs { let _ = tx.send(Input::Bytes(bytes.to_vec())).await; }
                 }
                 Some(Ok(Message::Text(t))) => {
@@ -269,6 +276,10 @@ async fn relay(
                     inputs = None;
                     break Ok(reason);
                 }
+            }
+            () = tokio::time::sleep_until(last_activity + idle_limit) => {
+                inputs = None;
+                break Ok(live::IDLE.into());
             }
             () = tokio::time::sleep_until(deadline) => {
                 inputs = None;
