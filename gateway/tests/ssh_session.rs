@@ -10,26 +10,12 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
 
-const PERSON: &str = "a11ce000-0000-4000-8000-000000000001";
-const COMPUTER: &str = "c0000000-0000-4000-8000-0000000000e1";
-const POLICY: &str = "f0000000-0000-4000-8000-0000000000e2";
-const MASTER: &str = "Master-Canary-e2e-77";
+use common::ssh::{COMPUTER, MASTER};
 
-fn sshd() -> Option<(String, String, String)> {
-    match (
-        std::env::var("PSM_TEST_SSHD_PORT"),
-        std::env::var("PSM_TEST_SSHD_USER"),
-        std::env::var("PSM_TEST_SSHD_PASSWORD"),
-    ) {
-        (Ok(p), Ok(u), Ok(w)) => Some((p, u, w)),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "PSM_TEST_SSHD_* missing under CI: run scripts/test.sh"
-            );
-            None
-        }
-    }
+fn sshd() -> Option<(u16, String, String)> {
+    let (user, password) = common::ssh::account()?;
+    let port = std::env::var("PSM_TEST_SSHD_PORT").ok()?.parse().ok()?;
+    Some((port, user, password))
 }
 
 struct Setup {
@@ -39,65 +25,12 @@ struct Setup {
     password: String,
 }
 
+/// The shared test sshd (scripts/test.sh), the gateway, a policy that also asks for typescripts.
 fn setup() -> Option<Setup> {
     let (port, user, password) = sshd()?;
-    let s = Scratch::new();
-    let dir = s.write(
-        "directory.toml",
-        &format!(
-            "[[person]]\nid = \"{PERSON}\"\nlogin = \"alice\"\nname = \"Alice\"\n\
-             [[computer]]\nid = \"{COMPUTER}\"\ncomputer_id = \"9\"\nname = \"sshd\"\nhosts = [\"127.0.0.1\"]\nport = {port}\nmodes = [\"ssh\"]\n\
-             [[policy]]\nid = \"{POLICY}\"\nname = \"p\"\ntypescript = true\ncomputers = [\"{COMPUTER}\"]\n\
-             [[policy.access_levels]]\nid = \"user\"\nlabel = \"User\"\napproved = [\"{PERSON}\"]\n"
-        ),
-    );
-    let config = s.write(
-        "gw.toml",
-        &format!("[directory]\nfile = {:?}\n", dir.display().to_string()),
-    );
-    let cfg = config.to_str().unwrap();
-    assert!(
-        run_input(
-            s.path(),
-            &["--config", cfg, "vault", "set-master", "--person", PERSON],
-            &[],
-            &format!("{MASTER}\n")
-        )
-        .status
-        .success()
-    );
-    let added = run_input(
-        s.path(),
-        &[
-            "--config",
-            cfg,
-            "vault",
-            "add",
-            "--computer",
-            COMPUTER,
-            "--label",
-            "test",
-            "--user",
-            &user,
-        ],
-        &[],
-        &format!("{password}\n"),
-    );
-    assert!(added.status.success(), "{}", text(&added.stderr));
-    let gw = Gateway::start(s.path(), &config, &[]);
-    let keys = openpsm_gateway::keys::Keys::load_or_create(&s.path().join("data")).unwrap();
-    let pairs: Vec<(&str, String)> = vec![
-        ("TargetPersonGuid", PERSON.into()),
-        ("AccessRequestPolicyID", POLICY.into()),
-        ("TargetComputerGuid", COMPUTER.into()),
-        ("IsAdvanceMode", "false".into()),
-    ];
-    let link = openpsm_gateway::startlink::sign(
-        &pairs,
-        &keys.link,
-        openpsm_gateway::store::unix_now() + 60,
-        &openpsm_gateway::startlink::new_nonce(),
-    );
+    let lab = common::ssh::lab_with(port, &user, &password, &[], "typescript = true");
+    let link = lab.link(&[]);
+    let common::ssh::Lab { s, gw, .. } = lab;
     Some(Setup {
         s,
         gw,

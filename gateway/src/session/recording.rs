@@ -106,21 +106,7 @@ impl Asciicast {
         };
         self.file.flush().await.map_err(err)?;
         self.file.get_ref().sync_all().await.map_err(err)?;
-        let bytes = tokio::fs::read(&self.path).await.map_err(err)?;
-        let sha256 = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(RecordingFile {
-            name,
-            sha256,
-            bytes: bytes.len() as u64,
-        })
+        seal_existing(&self.path).await
     }
 }
 

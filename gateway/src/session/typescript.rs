@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use openpsm_plugin_api::RecordingFile;
-use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
-use super::recording::RecordingError;
+use super::recording::{RecordingError, seal_existing};
 
 pub struct Typescript {
     data_path: PathBuf,
@@ -33,23 +32,6 @@ async fn create_new(path: &Path) -> Result<tokio::fs::File, RecordingError> {
         .open(path)
         .await
         .map_err(err(path))
-}
-
-async fn seal_file(path: &Path) -> Result<RecordingFile, RecordingError> {
-    let bytes = tokio::fs::read(path).await.map_err(err(path))?;
-    let sha256 = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Ok(RecordingFile {
-        name,
-        sha256,
-        bytes: bytes.len() as u64,
-    })
 }
 
 impl Typescript {
@@ -110,8 +92,8 @@ impl Typescript {
             .await
             .map_err(err(&self.timing_path))?;
         Ok(vec![
-            seal_file(&self.data_path).await?,
-            seal_file(&self.timing_path).await?,
+            seal_existing(&self.data_path).await?,
+            seal_existing(&self.timing_path).await?,
         ])
     }
 }

@@ -1,4 +1,5 @@
-//! The schema, as numbered migrations with a variant per engine, applied in order at open and
+//! The schema, as numbered migrations (one SQL for both engines, or a PostgreSQL variant where
+//! the DDL must differ), applied in order at open and
 //! recorded in `schema_migrations` with a checksum so an edited migration is noticed.
 
 use sha2::{Digest as _, Sha256};
@@ -9,40 +10,42 @@ use super::{Engine, Store, StoreError};
 pub struct Migration {
     pub version: i64,
     pub name: &'static str,
-    pub sqlite: &'static str,
-    pub postgres: &'static str,
+    /// The SQL both engines run...
+    pub sql: &'static str,
+    /// ...unless PostgreSQL needs its own.
+    pub postgres: Option<&'static str>,
 }
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "initial",
-        sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
-        postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
+        sql: include_str!("../../migrations/0001_initial.sql"),
+        postgres: None,
     },
     Migration {
         version: 2,
         name: "vault",
-        sqlite: include_str!("../../migrations/sqlite/0002_vault.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_vault.sql"),
+        sql: include_str!("../../migrations/0002_vault.sql"),
+        postgres: None,
     },
     Migration {
         version: 3,
         name: "mfa",
-        sqlite: include_str!("../../migrations/sqlite/0003_mfa.sql"),
-        postgres: include_str!("../../migrations/postgres/0003_mfa.sql"),
+        sql: include_str!("../../migrations/0003_mfa.sql"),
+        postgres: None,
     },
     Migration {
         version: 4,
         name: "attempts",
-        sqlite: include_str!("../../migrations/sqlite/0004_attempts.sql"),
-        postgres: include_str!("../../migrations/postgres/0004_attempts.sql"),
+        sql: include_str!("../../migrations/0004_attempts.sql"),
+        postgres: None,
     },
     Migration {
         version: 5,
         name: "host_keys",
-        sqlite: include_str!("../../migrations/sqlite/0005_host_keys.sql"),
-        postgres: include_str!("../../migrations/postgres/0005_host_keys.sql"),
+        sql: include_str!("../../migrations/0005_host_keys.sql"),
+        postgres: None,
     },
 ];
 
@@ -80,9 +83,9 @@ pub async fn run(store: &Store) -> Result<(), StoreError> {
     .execute(pool)
     .await?;
     for m in MIGRATIONS {
-        let sql = match store.engine() {
-            Engine::Sqlite => m.sqlite,
-            Engine::Postgres => m.postgres,
+        let sql = match (store.engine(), m.postgres) {
+            (Engine::Postgres, Some(pg)) => pg,
+            _ => m.sql,
         };
         let sum = checksum(sql);
         let applied = sqlx::query("SELECT checksum FROM schema_migrations WHERE version = $1")

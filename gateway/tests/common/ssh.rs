@@ -110,13 +110,18 @@ pub struct Lab {
 
 /// The gateway with computer COMPUTER at 127.0.0.1:`port` and `secret` as its shared credential.
 pub fn lab(port: u16, user: &str, secret: &str, env: &[(&str, &str)]) -> Lab {
+    lab_with(port, user, secret, env, "")
+}
+
+/// `lab`, with more keys for the policy (e.g. `typescript = true`).
+pub fn lab_with(port: u16, user: &str, secret: &str, env: &[(&str, &str)], policy: &str) -> Lab {
     let s = Scratch::new();
     let dir = s.write(
         "directory.toml",
         &format!(
             "[[person]]\nid = \"{PERSON}\"\nlogin = \"alice\"\nname = \"Alice\"\n\
              [[computer]]\nid = \"{COMPUTER}\"\ncomputer_id = \"9\"\nname = \"sshd\"\nhosts = [\"127.0.0.1\"]\nport = {port}\nmodes = [\"ssh\"]\n\
-             [[policy]]\nid = \"{POLICY}\"\nname = \"p\"\ncomputers = [\"{COMPUTER}\"]\n\
+             [[policy]]\nid = \"{POLICY}\"\nname = \"p\"\n{policy}\ncomputers = [\"{COMPUTER}\"]\n\
              [[policy.access_levels]]\nid = \"user\"\nlabel = \"User\"\napproved = [\"{PERSON}\"]\n"
         ),
     );
