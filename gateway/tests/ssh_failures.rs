@@ -290,3 +290,36 @@ async fn a_recording_that_cannot_be_written_stops_the_session() {
     assert!(ended.contains("must be recorded"), "{texts:?}");
     after(&lab, "must be recorded").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cross_origin_websocket_is_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let Some((user, password)) = account() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let sshd = PrivateSshd::start(scratch.path());
+    let lab = lab(sshd.port, &user, &password, &[]);
+    let (secret, token) = lab.launch(&[]);
+    let mut request = format!("ws://{}/api/v1/tunnel", lab.gw.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", format!("Bearer {secret}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Origin", "https://evil.example.test".parse().unwrap());
+    let refused = tokio_tungstenite::connect_async(request).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+        "{refused:?}"
+    );
+    // The token was not spent: the right page can still use it.
+    let mut ws = lab.connect(&secret, &token).await;
+    ws.send(Message::binary(b"echo psm-$((6*7))-origin\n".to_vec()))
+        .await
+        .unwrap();
+    let (screen, _) = read_until(&mut ws, "psm-42-origin", 20).await;
+    assert!(screen.contains("psm-42-origin"));
+}
