@@ -110,13 +110,27 @@ impl Asciicast {
     }
 }
 
-/// Seals a file already on disk (a recording left open by a crash).
+/// Seals a file already on disk: hashes it in chunks (a recording can be far larger than memory).
 pub async fn seal_existing(path: &Path) -> Result<RecordingFile, RecordingError> {
-    let bytes = tokio::fs::read(path).await.map_err(|e| RecordingError {
+    use tokio::io::AsyncReadExt as _;
+    let err = |e: std::io::Error| RecordingError {
         path: path.display().to_string(),
         reason: e.to_string(),
-    })?;
-    let sha256 = Sha256::digest(&bytes)
+    };
+    let mut file = tokio::fs::File::open(path).await.map_err(err)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buf).await.map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+        bytes += n as u64;
+    }
+    let sha256 = hasher
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -127,7 +141,7 @@ pub async fn seal_existing(path: &Path) -> Result<RecordingFile, RecordingError>
     Ok(RecordingFile {
         name,
         sha256,
-        bytes: bytes.len() as u64,
+        bytes,
     })
 }
 
