@@ -97,3 +97,19 @@ CONF
     _psm_stops+=("kill \$(cat $dir/sshd.pid) 2>/dev/null")
     echo "sshd on 127.0.0.1:$port"
 }
+
+# inetutils telnetd behind inetutils-inetd on a free port of 127.0.0.1, for the telnet plugin:
+# PSM_TEST_TELNETD_PORT (log in with the sshd test account, PSM_TEST_SSHD_USER/_PASSWORD).
+start_telnetd() {
+    apt_install inetutils-telnetd inetutils-inetd
+    local dir="$PSM_SERVICES_DIR/telnetd" port
+    port=$(free_port)
+    mkdir -p "$dir"
+    echo "127.0.0.1:$port stream tcp nowait root /usr/sbin/telnetd telnetd" > "$dir/inetd.conf"
+    inetutils-inetd -d --pidfile="$dir/inetd.pid" "$dir/inetd.conf" > "$dir/inetd.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    export PSM_TEST_TELNETD_PORT=$port
+    _psm_stops+=("kill $pid 2>/dev/null")
+    echo "telnetd on 127.0.0.1:$port"
+}

@@ -1,4 +1,4 @@
-//! The `telnet` plugin of openpsm.
-//!
-//! Deliberately empty: its behaviour arrives with issue 5 (the telnet plugin). Until then the crate registers
-//! nothing, so the gateway neither lists nor offers it; nothing pretends to work that does not.
+//! The `telnet` plugin of openpsm: telnet option negotiation (`negotiation`). The connection
+//! mode itself (login automation, relay) is not finished: the crate registers nothing yet.
+
+pub mod negotiation;
