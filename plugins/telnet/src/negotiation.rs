@@ -145,8 +145,10 @@ impl Negotiator {
 
     fn answer(&mut self, verb: u8, opt: u8, reply: &mut Vec<u8>) {
         let i = usize::from(opt);
+        let supported_local = matches!(opt, BINARY | SGA | TTYPE | NAWS);
+        let supported_remote = matches!(opt, BINARY | ECHO | SGA);
         match verb {
-            DO if matches!(opt, BINARY | SGA | TTYPE | NAWS) => {
+            DO if supported_local => {
                 if !self.local[i] {
                     self.local[i] = true;
                     reply.extend_from_slice(&[IAC, WILL, opt]);
@@ -155,35 +157,25 @@ impl Negotiator {
                     reply.extend_from_slice(&naws_bytes(self.cols, self.rows));
                 }
             }
-            DO => {
-                if !self.refused[i] {
-                    self.refused[i] = true;
-                    reply.extend_from_slice(&[IAC, WONT, opt]);
-                }
+            DO if !self.refused[i] => {
+                self.refused[i] = true;
+                reply.extend_from_slice(&[IAC, WONT, opt]);
             }
-            DONT => {
-                if self.local[i] {
-                    self.local[i] = false;
-                    reply.extend_from_slice(&[IAC, WONT, opt]);
-                }
+            DONT if self.local[i] => {
+                self.local[i] = false;
+                reply.extend_from_slice(&[IAC, WONT, opt]);
             }
-            WILL if matches!(opt, BINARY | ECHO | SGA) => {
-                if !self.remote[i] {
-                    self.remote[i] = true;
-                    reply.extend_from_slice(&[IAC, DO, opt]);
-                }
+            WILL if supported_remote && !self.remote[i] => {
+                self.remote[i] = true;
+                reply.extend_from_slice(&[IAC, DO, opt]);
             }
-            WILL => {
-                if !self.refused[i] {
-                    self.refused[i] = true;
-                    reply.extend_from_slice(&[IAC, DONT, opt]);
-                }
+            WILL if !supported_remote && !self.refused[i] => {
+                self.refused[i] = true;
+                reply.extend_from_slice(&[IAC, DONT, opt]);
             }
-            WONT => {
-                if self.remote[i] {
-                    self.remote[i] = false;
-                    reply.extend_from_slice(&[IAC, DONT, opt]);
-                }
+            WONT if self.remote[i] => {
+                self.remote[i] = false;
+                reply.extend_from_slice(&[IAC, DONT, opt]);
             }
             _ => {}
         }
