@@ -19,6 +19,7 @@ results=$(mktemp)
 trap 'stop_services; rm -f "$results"' EXIT
 start_postgres
 start_sshd
+start_telnetd
 ensure_browser
 step "tests"
 cargo test --workspace 2>&1 | tee "$results"

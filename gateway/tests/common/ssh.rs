@@ -115,12 +115,24 @@ pub fn lab(port: u16, user: &str, secret: &str, env: &[(&str, &str)]) -> Lab {
 
 /// `lab`, with more keys for the policy (e.g. `typescript = true`).
 pub fn lab_with(port: u16, user: &str, secret: &str, env: &[(&str, &str)], policy: &str) -> Lab {
+    lab_for("ssh", port, user, secret, env, policy)
+}
+
+/// The lab with a computer reached through connection mode `mode`.
+pub fn lab_for(
+    mode: &str,
+    port: u16,
+    user: &str,
+    secret: &str,
+    env: &[(&str, &str)],
+    policy: &str,
+) -> Lab {
     let s = Scratch::new();
     let dir = s.write(
         "directory.toml",
         &format!(
             "[[person]]\nid = \"{PERSON}\"\nlogin = \"alice\"\nname = \"Alice\"\n\
-             [[computer]]\nid = \"{COMPUTER}\"\ncomputer_id = \"9\"\nname = \"sshd\"\nhosts = [\"127.0.0.1\"]\nport = {port}\nmodes = [\"ssh\"]\n\
+             [[computer]]\nid = \"{COMPUTER}\"\ncomputer_id = \"9\"\nname = \"sshd\"\nhosts = [\"127.0.0.1\"]\nport = {port}\nmodes = [\"{mode}\"]\n\
              [[policy]]\nid = \"{POLICY}\"\nname = \"p\"\n{policy}\ncomputers = [\"{COMPUTER}\"]\n\
              [[policy.access_levels]]\nid = \"user\"\nlabel = \"User\"\napproved = [\"{PERSON}\"]\n"
         ),
