@@ -17,6 +17,7 @@ step "servers the tests use (loopback only)"
 source scripts/services.sh
 results=$(mktemp)
 trap 'stop_services; rm -f "$results"' EXIT
+apt_install oathtool
 start_postgres
 start_sshd
 start_telnetd
