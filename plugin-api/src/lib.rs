@@ -10,6 +10,7 @@
 //! bump this crate's 0.x minor, which makes the loader refuse libraries built against the old one.
 
 pub mod conformance;
+pub mod connect;
 pub mod credential;
 pub mod error;
 pub mod ffi;

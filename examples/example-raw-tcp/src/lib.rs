@@ -16,7 +16,6 @@ use openpsm_plugin_api::{
 };
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
 pub const ID: &str = "example-raw-tcp";
 
@@ -72,43 +71,6 @@ fn end(reason: EndReason) -> PluginResult<SessionEnd> {
     })
 }
 
-impl RawTcp {
-    async fn connect(
-        &self,
-        req: &OpenRequest,
-        io: &SessionIo,
-    ) -> PluginResult<(TcpStream, String)> {
-        let mut last = String::new();
-        for host in &req.hosts {
-            match tokio::time::timeout(
-                self.connect_timeout,
-                TcpStream::connect((host.as_str(), req.port)),
-            )
-            .await
-            {
-                Ok(Ok(stream)) => return Ok((stream, host.clone())),
-                Ok(Err(e)) => last = format!("{host}:{}: {e}", req.port),
-                Err(_) => {
-                    last = format!(
-                        "{host}:{}: no answer in {:?}",
-                        req.port, self.connect_timeout
-                    )
-                }
-            }
-            tracing::info!(%host, port = req.port, "host did not answer, trying the next");
-            let text = format!("{last}; trying the next server");
-            let _ = io
-                .to_browser
-                .send(Frame::Notice(Notice::Message { text }))
-                .await;
-        }
-        Err(PluginError::unreachable(
-            Origin::Target,
-            format!("no server answered: {last}"),
-        ))
-    }
-}
-
 #[async_trait]
 impl ConnectionMode for RawTcp {
     fn mode_info(&self) -> ModeInfo {
@@ -128,7 +90,8 @@ impl ConnectionMode for RawTcp {
                 "no server to connect to",
             ));
         }
-        let (stream, host) = self.connect(&req, &io).await?;
+        let (stream, host) =
+            openpsm_plugin_api::connect::connect_tcp(&req, self.connect_timeout, &io).await?;
         if io
             .to_browser
             .send(Frame::Notice(Notice::Connected { host }))

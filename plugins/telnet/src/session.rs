@@ -9,7 +9,6 @@ use openpsm_plugin_api::{
     ErrorKind, Frame, Input, OpenRequest, Origin, PluginError, PluginResult, SessionEnd, SessionIo,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::Telnet;
@@ -36,41 +35,6 @@ fn contains_any(text: &str, patterns: &[String]) -> bool {
     patterns
         .iter()
         .any(|p| text.contains(&p.to_ascii_lowercase()))
-}
-
-async fn connect(
-    t: &Telnet,
-    req: &OpenRequest,
-    io: &SessionIo,
-) -> PluginResult<(TcpStream, String)> {
-    let mut last = String::from("no server configured");
-    for host in &req.hosts {
-        match tokio::time::timeout(
-            t.connect_timeout,
-            TcpStream::connect((host.as_str(), req.port)),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => return Ok((stream, host.clone())),
-            Ok(Err(e)) => last = format!("{host}:{}: {e}", req.port),
-            Err(_) => {
-                last = format!(
-                    "{host}:{}: no answer within {} s",
-                    req.port,
-                    t.connect_timeout.as_secs()
-                )
-            }
-        }
-        let text = format!("{last}; trying the next server");
-        let _ = io
-            .to_browser
-            .send(Frame::Notice(Notice::Message { text }))
-            .await;
-    }
-    Err(PluginError::unreachable(
-        Origin::Target,
-        format!("no server answered: {last}"),
-    ))
 }
 
 /// Reads once, negotiates, returns the data part (empty on negotiation-only reads); None at EOF.
@@ -193,7 +157,8 @@ pub async fn run(t: &Telnet, req: OpenRequest, mut io: SessionIo) -> PluginResul
             "no server to connect to",
         ));
     }
-    let (stream, host) = connect(t, &req, &io).await?;
+    let (stream, host) =
+        openpsm_plugin_api::connect::connect_tcp(&req, t.connect_timeout, &io).await?;
     let (mut rd, mut wr) = stream.into_split();
     let mut neg = Negotiator::new(&t.term, req.display.cols, req.display.rows);
     let after_login = login(t, &req, &mut rd, &mut wr, &mut neg).await?;
