@@ -38,6 +38,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub links: LinksConfig,
     pub flows: FlowsConfig,
+    pub mfa: MfaConfig,
     pub sessions: SessionsConfig,
     pub web: WebConfig,
     pub server: ServerConfig,
@@ -77,6 +78,28 @@ pub struct FlowsConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct MfaConfig {
+    pub flow_attempts: u32,
+    pub max_failures: u32,
+    pub failure_window_secs: u64,
+    pub lockout_secs: u64,
+    pub enrolment_ttl_secs: u64,
+    pub enrolment_attempts: u32,
+}
+
+impl MfaConfig {
+    /// The most wrong codes one person can try in an hour under these settings: a lock after
+    /// every `max_failures`, or `max_failures - 1` per window without ever being locked.
+    pub fn worst_case_per_hour(&self) -> u64 {
+        let f = u64::from(self.max_failures);
+        let locked_cycles = 3600 / self.lockout_secs.max(1) + 1;
+        let unlocked = f.saturating_sub(1) * 3600_u64.div_ceil(self.failure_window_secs.max(1));
+        (f * locked_cycles).max(unlocked)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SessionsConfig {
     pub browser_send_timeout_secs: u64,
     pub idle_timeout_secs: u64,
@@ -92,6 +115,7 @@ pub struct WebConfig {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub shutdown_grace_secs: u64,
 }
 
@@ -213,6 +237,24 @@ impl Config {
         }
         if !(1..=100).contains(&self.flows.person_failures_per_15min) {
             return invalid("flows.person_failures_per_15min must be 1 to 100".into());
+        }
+        let m = &self.mfa;
+        if !(1..=20).contains(&m.flow_attempts)
+            || !(1..=100).contains(&m.max_failures)
+            || !(60..=86_400).contains(&m.failure_window_secs)
+            || !(60..=86_400).contains(&m.lockout_secs)
+            || !(300..=604_800).contains(&m.enrolment_ttl_secs)
+            || !(1..=20).contains(&m.enrolment_attempts)
+        {
+            return invalid(
+                "mfa: flow_attempts 1 to 20, max_failures 1 to 100, failure_window_secs and lockout_secs 60 to 86400, enrolment_ttl_secs 300 to 604800, enrolment_attempts 1 to 20".into(),
+            );
+        }
+        if m.worst_case_per_hour() > 100 {
+            return invalid(format!(
+                "mfa: these settings allow {} wrong codes an hour; OWASP ASVS 2.2.1 allows at most 100 (lower max_failures or raise lockout_secs)",
+                m.worst_case_per_hour()
+            ));
         }
         if !self.server.listen.ip().is_loopback() {
             return invalid(format!(

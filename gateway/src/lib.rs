@@ -7,6 +7,7 @@ pub mod directory;
 pub mod keys;
 pub mod logging;
 pub mod messages;
+pub mod mfa;
 pub mod plugins;
 pub mod recorder_local;
 pub mod session;

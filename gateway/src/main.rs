@@ -1,6 +1,7 @@
 //! `openpsm`: the gateway's command line.
 
 mod admin_cli;
+mod admin_mfa;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,11 @@ enum Command {
     Sessions {
         #[command(subcommand)]
         command: admin_cli::SessionsCommand,
+    },
+    /// MFA enrolments and locks.
+    Mfa {
+        #[command(subcommand)]
+        command: admin_mfa::MfaCommand,
     },
     /// Inspect the audit log.
     Audit {
@@ -113,6 +119,16 @@ fn main() -> ExitCode {
             }
             Command::Sessions { command } => {
                 with_app(config, |app| Box::pin(admin_cli::sessions(app, command))).await
+            }
+            Command::Mfa { command } => {
+                let registry = match Registry::load(&config).await {
+                    Ok(registry) => registry,
+                    Err(e) => return refuse(&e),
+                };
+                with_app(config, |app| {
+                    Box::pin(async move { admin_mfa::mfa(app, &registry, command).await })
+                })
+                .await
             }
             Command::Audit { command } => {
                 with_app(config, |app| Box::pin(admin_cli::audit(app, command))).await

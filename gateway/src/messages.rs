@@ -36,8 +36,17 @@ pub const AGREEMENT: &str = "This session will be recorded. The recording, inclu
 /// The message for a person who must enrol in an MFA method first.
 pub fn not_enrolled(label: &str) -> String {
     format!(
-        "You are not enrolled for {label}. Enrol in the portal's MFA settings (or ask your administrator), then start again."
+        "You are not enrolled for {label}. Ask your administrator for an enrolment link, enrol, then start again."
     )
 }
 pub const PERSON_LOCKED: &str =
     "Too many wrong attempts for your account. Wait 15 minutes, then start again from the portal.";
+
+/// The message for a person whose MFA is locked after too many wrong codes.
+pub fn mfa_locked(secs_left: i64) -> String {
+    let minutes = (secs_left.max(1) + 59) / 60;
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!(
+        "Too many wrong codes for your account: MFA is locked for {minutes} more {unit}. Start again from the portal after that."
+    )
+}

@@ -310,7 +310,12 @@ fn broken_plugins_stop_start_up_with_one_line() {
             "[plugins.example-mfa.settings]\ndigits = 99",
             "invalid settings: digits must be between 6 and 12",
         ),
-        case("local-files", &mfa, "", "duplicate id"),
+        case(
+            "local-files",
+            &mfa,
+            "",
+            "the library is plugin `example-mfa`, but is configured as `local-files`",
+        ),
         case(
             "acme-mfa",
             &mfa,

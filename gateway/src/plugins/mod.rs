@@ -123,7 +123,14 @@ impl Registry {
                 Some(path) => PluginOrigin::Library(path.clone()),
                 None => PluginOrigin::BuiltIn,
             };
-            let known = builtins.get(&id).map(|b| (b.info)());
+            // A library configured under a built-in's id replaces that built-in (a vendor's build
+            // of it); the library must then present that id itself.
+            let builtin = if entry.path.is_some() {
+                None
+            } else {
+                builtins.get(&id).copied()
+            };
+            let known = builtin.map(|b| (b.info)());
             let mut record = Record {
                 id: id.clone(),
                 kind: known.as_ref().map(|i| i.kind),
@@ -134,10 +141,7 @@ impl Registry {
                 status: Status::Disabled,
             };
             if entry.enabled {
-                match registry
-                    .build_one(config, &id, &entry, builtins.get(&id).copied())
-                    .await
-                {
+                match registry.build_one(config, &id, &entry, builtin).await {
                     Ok((info, instance)) => {
                         record.kind = Some(info.kind);
                         record.version = Some(info.version);
@@ -186,9 +190,6 @@ impl Registry {
         };
         let limit = std::time::Duration::from_millis(config.plugin_defaults.load_timeout_ms);
         match (&entry.path, builtin) {
-            (Some(_), Some(_)) => Err(refuse(format!(
-                "duplicate id: a built-in plugin is already called `{id}`; configure the library under its own id"
-            ))),
             (None, None) => {
                 let known: Vec<String> = openpsm_plugin_api::builtins()
                     .map(|b| (b.info)().id)
@@ -224,7 +225,7 @@ impl Registry {
                 let instance = built.map_err(|e| refuse(loader::describe_error(&e)))?;
                 Ok((info, instance))
             }
-            (Some(path), None) => {
+            (Some(path), _) => {
                 let (path, id_owned, settings) =
                     (path.clone(), id.to_owned(), entry.settings.clone());
                 let loaded = tokio::time::timeout(

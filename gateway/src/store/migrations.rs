@@ -47,6 +47,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0005_host_keys.sql"),
         postgres: None,
     },
+    Migration {
+        version: 6,
+        name: "mfa_enrolment",
+        sql: include_str!("../../migrations/0006_mfa_enrolment.sql"),
+        postgres: None,
+    },
 ];
 
 /// The statements of a migration: `--` comment lines dropped, split at `;` (migrations hold no

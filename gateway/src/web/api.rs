@@ -72,6 +72,7 @@ pub struct StartRequest {
 pub async fn start(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<StartRequest>, JsonRejection>,
 ) -> Response {
     let Some(engine) = &state.engine else {
@@ -85,7 +86,8 @@ pub async fn start(
         .link
         .split_once('?')
         .map_or(body.link.as_str(), |(_, q)| q);
-    match engine.start(query, peer.ip()).await {
+    let ip = super::client::client_ip(peer, &headers, &engine.app.config.server.trusted_proxies);
+    match engine.start(query, ip).await {
         Ok(started) => (
             StatusCode::CREATED,
             Json(

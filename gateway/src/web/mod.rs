@@ -2,6 +2,8 @@
 
 pub mod api;
 pub mod assets;
+pub mod client;
+mod enrol;
 mod health;
 pub mod pages;
 mod tunnel;
@@ -40,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/start", get(pages::start))
         .route("/flow", get(pages::show).post(pages::submit))
         .route("/flow/cancel", post(pages::cancel))
+        .route("/mfa/enroll", get(enrol::show).post(enrol::submit))
+        .route("/mfa/enroll/{id}", get(enrol::arrive))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/flows", post(api::start))
         .route("/api/v1/flows/{id}", get(api::get).delete(api::cancel))

@@ -34,7 +34,7 @@ pub fn cookie_flow(headers: &HeaderMap) -> Option<(String, String)> {
         .map(|(id, secret)| (id.to_owned(), secret.to_owned()))
 }
 
-fn csrf_token(secret: &str) -> String {
+pub(crate) fn csrf_token(secret: &str) -> String {
     Sha256::new()
         .chain_update(b"openpsm-csrf\n")
         .chain_update(secret)
@@ -59,7 +59,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · openpsm</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -146,15 +146,14 @@ fn close_block(inner: &str) -> String {
 pub async fn start(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let Some(engine) = &state.engine else {
         return (StatusCode::SERVICE_UNAVAILABLE, "workflow disabled").into_response();
     };
-    match engine
-        .start(query.as_deref().unwrap_or_default(), peer.ip())
-        .await
-    {
+    let ip = super::client::client_ip(peer, &headers, &engine.app.config.server.trusted_proxies);
+    match engine.start(query.as_deref().unwrap_or_default(), ip).await {
         Ok(started) => {
             // A page (not a redirect) continues: a SameSite=Strict cookie set on a cross-site
             // navigation is only sent by a navigation the gateway's own page starts.

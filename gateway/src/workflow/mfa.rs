@@ -57,3 +57,31 @@ pub async fn save(
         .await?;
     Ok(())
 }
+
+/// Deletes a person's enrolment for `provider`. True if there was one.
+pub async fn remove(store: &Store, person: &Uuid, provider: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM mfa_enrollments WHERE person = $1 AND provider = $2")
+        .bind(person.to_string())
+        .bind(provider)
+        .execute(store.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Every enrolment: (person, provider, created_at).
+pub async fn list(store: &Store) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT person, provider, created_at FROM mfa_enrollments ORDER BY person, provider",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("person")?,
+                r.try_get("provider")?,
+                r.try_get("created_at")?,
+            ))
+        })
+        .collect()
+}

@@ -10,10 +10,8 @@ use super::steps::{self, Answer, Current, LevelOption, StepView};
 use super::{Engine, FlowError, internal, mfa};
 use crate::directory::Policy;
 use crate::messages;
+use crate::mfa::lockout::{self, Failure};
 use crate::store::unix_now;
-
-/// Wrong MFA codes allowed in one flow (the person-wide lockout comes with the TOTP plugin).
-const MFA_ATTEMPTS: u32 = 5;
 
 impl Engine {
     pub(crate) fn policy_of(&self, flow: &Flow) -> Result<&Policy, FlowError> {
@@ -99,6 +97,10 @@ impl Engine {
                     if enrolled.is_none() {
                         let label = p.provider_info().label;
                         self.fail(&mut flow, &messages::not_enrolled(&label))
+                            .await?;
+                        true
+                    } else if let Some(until) = self.mfa_lock(&flow).await? {
+                        self.fail(&mut flow, &messages::mfa_locked(until - unix_now()))
                             .await?;
                         true
                     } else {
@@ -358,11 +360,13 @@ impl Engine {
                 .unwrap_or_default(),
             display_name: String::new(),
         };
-        if self.person_locked(flow, unix_now()).await? {
-            return self.fail(flow, messages::PERSON_LOCKED).await;
+        if let Some(until) = self.mfa_lock(flow).await? {
+            return self
+                .fail(flow, &messages::mfa_locked(until - unix_now()))
+                .await;
         }
         let verdict = p.verify(&who, &secret, response, SystemTime::now()).await;
-        let accepted = match verdict {
+        let failure = match verdict {
             Ok(Verdict::Accepted { step }) => {
                 let key = format!(
                     "{}:{provider}:{}",
@@ -370,42 +374,59 @@ impl Engine {
                     step.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
                 );
                 // A response accepted once is refused again, on every node.
-                step.is_none()
+                let first = step.is_none()
                     || self
                         .app
                         .store
                         .consume_once("mfa", &key, unix_now() + 86_400 * 366)
                         .await
-                        .map_err(internal)?
+                        .map_err(internal)?;
+                (!first).then_some(Failure::Replayed)
             }
-            Ok(Verdict::Rejected) => false,
+            Ok(Verdict::Rejected) => Some(Failure::Wrong),
             Err(e) => {
                 tracing::warn!(flow = %flow.id, provider, "MFA verification failed: {e}");
-                false
+                Some(Failure::ProviderError)
             }
         };
         self.audit(
             &flow.person,
             "flow.mfa",
-            json!({"flow": flow.id, "provider": provider, "accepted": accepted}),
+            json!({"flow": flow.id, "provider": provider, "accepted": failure.is_none()}),
         )
         .await?;
-        if accepted {
+        let Some(failure) = failure else {
             flow.mfa_passed.push(provider.to_owned());
+            return Ok(());
+        };
+        let locked = lockout::record_failure(
+            &self.app.store,
+            &self.app.config.mfa,
+            &flow.person,
+            provider,
+            failure,
+            Some(&flow.id),
+            unix_now(),
+        )
+        .await
+        .map_err(internal)?;
+        flow.mfa_failures += 1;
+        if let Some(until) = locked {
+            self.fail(flow, &messages::mfa_locked(until - unix_now()))
+                .await?;
+        } else if flow.mfa_failures >= self.app.config.mfa.flow_attempts {
+            self.fail(flow, messages::MFA_TOO_MANY).await?;
         } else {
-            self.app
-                .store
-                .record_failure("person", &flow.person.to_string(), unix_now())
-                .await
-                .map_err(internal)?;
-            flow.mfa_failures += 1;
-            if flow.mfa_failures >= MFA_ATTEMPTS {
-                self.fail(flow, messages::MFA_TOO_MANY).await?;
-            } else {
-                flow.notice = Some(messages::MFA_WRONG.into());
-            }
+            flow.notice = Some(messages::MFA_WRONG.into());
         }
         Ok(())
+    }
+
+    /// The end of the person's MFA lock, if one is in force.
+    async fn mfa_lock(&self, flow: &Flow) -> Result<Option<i64>, FlowError> {
+        lockout::locked_until(&self.app.store, &flow.person, unix_now())
+            .await
+            .map_err(internal)
     }
 
     pub(crate) async fn view_of(&self, flow: &Flow) -> Result<StepView, FlowError> {

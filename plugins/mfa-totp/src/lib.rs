@@ -99,7 +99,7 @@ pub fn info() -> PluginInfo {
     )
 }
 
-fn build(settings: PluginSettings) -> PluginResult<PluginInstance> {
+pub fn build(settings: PluginSettings) -> PluginResult<PluginInstance> {
     Ok(PluginInstance::MfaProvider(Arc::new(Totp::new(&settings)?)))
 }
 
