@@ -27,7 +27,7 @@ pub struct App {
     pub store: Store,
     pub keys: Keys,
     pub directory: Arc<Directory>,
-    pub vault: Vault,
+    pub vault: Arc<Vault>,
     pub sealer: TokenSealer,
 }
 
@@ -43,7 +43,7 @@ impl App {
         } else {
             Directory::load(std::path::Path::new(&config.directory.file))?
         };
-        let vault = Vault::new(store.clone(), keys.vault.clone());
+        let vault = Arc::new(Vault::new(store.clone(), keys.vault.clone()));
         let sealer = TokenSealer::new(&keys.token, &config.cluster_id);
         Ok(Self {
             config,

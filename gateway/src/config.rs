@@ -39,6 +39,7 @@ pub struct Config {
     pub links: LinksConfig,
     pub flows: FlowsConfig,
     pub mfa: MfaConfig,
+    pub credentials: CredentialsConfig,
     pub sessions: SessionsConfig,
     pub web: WebConfig,
     pub server: ServerConfig,
@@ -65,6 +66,28 @@ pub struct DirectoryConfig {
 pub struct LinksConfig {
     pub public_url: String,
     pub max_lifetime_secs: u64,
+    pub authentication: LinkAuthentication,
+    pub api_urls: Vec<String>,
+}
+
+/// How start links are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkAuthentication {
+    /// HMAC-signed by the IAM portal with the link key.
+    Signed,
+    /// Unsigned; the IAM's parameters (LoginSessionID, ApiKey) are confirmed with the credential
+    /// source's API before anything is shown.
+    Iam,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    pub source: String,
+    pub end_retry_secs: u64,
+    pub end_retry_max_secs: u64,
+    pub end_give_up_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,6 +260,28 @@ impl Config {
         }
         if !(1..=100).contains(&self.flows.person_failures_per_15min) {
             return invalid("flows.person_failures_per_15min must be 1 to 100".into());
+        }
+        for url in &self.links.api_urls {
+            if crate::startlink::allow::Allowed::parse(url).is_none() {
+                return invalid(format!(
+                    "links.api_urls: {url:?} is not an http(s) URL without user name, query or fragment"
+                ));
+            }
+        }
+        let c = &self.credentials;
+        if c.source.is_empty()
+            || !(1..=3600).contains(&c.end_retry_secs)
+            || !(c.end_retry_secs..=86_400).contains(&c.end_retry_max_secs)
+            || !(60..=30 * 86_400).contains(&c.end_give_up_secs)
+        {
+            return invalid(
+                "credentials: source must be set; end_retry_secs 1 to 3600, end_retry_max_secs from end_retry_secs to 86400, end_give_up_secs 60 to 2592000".into(),
+            );
+        }
+        if self.links.authentication == LinkAuthentication::Iam && c.source == "vault" {
+            return invalid(
+                "links.authentication = \"iam\" needs a credential source that confirms IAM sessions (credentials.source = \"empowerid\")".into(),
+            );
         }
         let m = &self.mfa;
         if !(1..=20).contains(&m.flow_attempts)

@@ -191,6 +191,9 @@ async fn serve(config: Config) -> ExitCode {
         Err(e) => return refuse(&e),
     };
     let engine = Arc::new(Engine::new(app, registry.clone()));
+    if let Err(e) = engine.check_source() {
+        return refuse(&e);
+    }
     // Before serving: the sessions of the last run are over.
     match openpsm_gateway::session::recover(&engine).await {
         Ok(0) => {}
@@ -232,6 +235,18 @@ async fn serve(config: Config) -> ExitCode {
             tick.tick().await;
             if let Err(e) = sweeper.sweep().await {
                 tracing::warn!("sweeping expired flows failed: {e}");
+            }
+        }
+    });
+    // Ends at the credential source that failed (or that a crashed run left) are retried here.
+    let retrier = engine.clone();
+    let every = Duration::from_secs(config.credentials.end_retry_secs);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = retrier.retry_pending_ends().await {
+                tracing::warn!("retrying ends at the credential source failed: {e}");
             }
         }
     });

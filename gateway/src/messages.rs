@@ -25,6 +25,8 @@ pub const MASTER_TOO_MANY: &str = "Too many wrong master passwords. Start again 
 pub const MASTER_TOO_EARLY: &str = "Please wait until the account is ready.";
 pub const TOKEN_EXPIRED: &str =
     "Your session with the portal has expired. Close this tab and start again.";
+pub const IAM_REFUSED: &str = "Your session with the portal could not be confirmed. Close this tab and start again from the portal.";
+pub const IAM_UNAVAILABLE: &str = "The identity service could not be reached to confirm your session. Close this page and try again later.";
 pub const CHECKOUT_FAILED: &str =
     "The credential could not be checked out. Close this page and try again later.";
 pub const JIT_UNAVAILABLE: &str =

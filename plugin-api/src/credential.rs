@@ -8,18 +8,19 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::PluginResult;
+use crate::error::{ErrorKind, Origin, PluginError, PluginResult};
 use crate::plugin::Plugin;
 use crate::secret::SecretText;
 
 /// The IAM context a start link brought (EmpowerID mode): where its API is and how to call it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiContext {
-    /// `ApiUrl`, already checked against the allow-list by the host.
+    /// `ApiUrl`, already checked against the allow-list by the host; empty when the link carried
+    /// none (the source then uses the URL it is configured with).
     pub url: String,
     /// `ApiKey`: the access token.
     pub api_key: SecretText,
-    /// `ApiApplicationKey`.
+    /// `ApiApplicationKey`; empty when the link carried none (the source's configured one).
     pub application_key: SecretText,
 }
 
@@ -37,6 +38,15 @@ pub struct FlowSubject {
     /// `LoginSessionID`.
     pub login_session_id: Option<String>,
     pub api: Option<ApiContext>,
+    /// `CredentialID`, where the start link named the credential (EmpowerID mode).
+    #[serde(default)]
+    pub credential_id: Option<String>,
+    /// `IsPersonalCred`.
+    #[serde(default)]
+    pub is_personal_cred: Option<bool>,
+    /// `ExternalCredentialGuid`: a personal credential the link names.
+    #[serde(default)]
+    pub external_credential: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,4 +132,17 @@ pub trait CredentialSource: Plugin {
     async fn check_out(&self, req: CheckOut) -> PluginResult<CheckedOut>;
 
     async fn end_session(&self, req: EndSession) -> PluginResult<()>;
+
+    /// Confirms the IAM context a start link brought (`LoginSessionID` and the access token) with
+    /// the source, before anything is shown; used when start links are authenticated by the IAM's
+    /// parameters instead of a signature. `TokenExpired` or `Unauthorized` refuse the link.
+    /// Sources that cannot do this keep the default, which refuses.
+    async fn authenticate(&self, who: &FlowSubject) -> PluginResult<()> {
+        let _ = who;
+        Err(PluginError::new(
+            Origin::Plugin,
+            ErrorKind::InvalidSettings,
+            "this credential source cannot confirm IAM sessions",
+        ))
+    }
 }

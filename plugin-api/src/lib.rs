@@ -25,7 +25,8 @@ pub mod types;
 
 pub use async_trait::async_trait;
 pub use credential::{
-    CheckOut, CheckedOut, CredentialKind, CredentialRef, CredentialSource, EndSession, FlowSubject,
+    ApiContext, CheckOut, CheckedOut, CredentialKind, CredentialRef, CredentialSource, EndSession,
+    FlowSubject,
 };
 pub use error::{ErrorKind, Origin, PluginError, PluginResult};
 pub use info::{API_VERSION, HostContext, PluginInfo, PluginKind};

@@ -219,6 +219,12 @@ impl CredentialSource for Guarded<dyn CredentialSource> {
             .call("end_session", self.inner.end_session(req))
             .await
     }
+
+    async fn authenticate(&self, who: &FlowSubject) -> PluginResult<()> {
+        self.guard
+            .call("authenticate", self.inner.authenticate(who))
+            .await
+    }
 }
 
 #[async_trait]

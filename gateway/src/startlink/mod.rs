@@ -5,6 +5,7 @@
 //! last parameter and `HMAC-SHA256(key, "openpsm-start-v1\n" + <everything before "&sig=">)`, over
 //! the query exactly as sent. The nonce is consumed in the store, so a link works once.
 
+pub mod allow;
 pub mod params;
 
 use hmac::{Hmac, Mac as _};
@@ -123,6 +124,23 @@ pub fn verify(
         nonce,
         expires_at,
     })
+}
+
+/// Parses an unsigned start link (`links.authentication = "iam"`): the seed's parameters only; the
+/// caller confirms LoginSessionID and ApiKey with the IAM before anything is shown.
+pub fn parse_unsigned(raw: &str) -> Result<StartParams, LinkError> {
+    let raw = raw.strip_prefix('?').unwrap_or(raw);
+    if raw.len() > params::MAX_QUERY {
+        return Err(ParamError::Invalid("query string too long".into()).into());
+    }
+    let pairs = params::decode_query(raw)?;
+    let params = params::parse_pairs(&pairs, &[])?;
+    if params.login_session_id.is_none() || params.api_key.is_none() {
+        return Err(
+            ParamError::Missing("LoginSessionID and ApiKey (they authenticate this link)").into(),
+        );
+    }
+    Ok(params)
 }
 
 /// A fresh nonce: 128 random bits, hex.

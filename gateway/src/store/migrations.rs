@@ -53,6 +53,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0006_mfa_enrolment.sql"),
         postgres: None,
     },
+    Migration {
+        version: 7,
+        name: "pending_ends",
+        sql: include_str!("../../migrations/0007_pending_ends.sql"),
+        postgres: None,
+    },
 ];
 
 /// The statements of a migration: `--` comment lines dropped, split at `;` (migrations hold no

@@ -22,6 +22,9 @@ fn subject(person: Uuid) -> FlowSubject {
         policy: Uuid::nil(),
         login_session_id: None,
         api: None,
+        credential_id: None,
+        is_personal_cred: None,
+        external_credential: None,
     }
 }
 

@@ -4,8 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use openpsm_plugin_api::{
-    CheckOut, CredentialKind, CredentialSource as _, ErrorKind, JitRequest, PluginInstance,
-    SecretText, Subject,
+    CheckOut, CredentialKind, ErrorKind, JitRequest, PluginInstance, SecretText, Subject,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -127,7 +126,7 @@ impl Engine {
             loginsessionid: flow.login_session_id.clone(),
             subject: self.subject(flow),
         };
-        match self.app.vault.check_out(request).await {
+        match self.source()?.check_out(request).await {
             Ok(out) => {
                 flow.credential = Some(credential.clone());
                 let hosts: Vec<String> =
@@ -146,8 +145,16 @@ impl Engine {
                         hosts
                     },
                     port: out.management_port.or(computer.port),
-                    record: policy_record || out.record_psm_session,
+                    // The IAM decides when it is the source (RecordPSMSession = false: no
+                    // recording); the embedded vault leaves it to the policy.
+                    record: if self.uses_vault() {
+                        policy_record || out.record_psm_session
+                    } else {
+                        out.record_psm_session
+                    },
                     allow_live_snooping: out.allow_live_snooping,
+                    allow_join_requests: out.allow_join_requests,
+                    allow_join_invites: out.allow_join_invites,
                 });
                 self.audit(
                     &flow.person,
@@ -279,6 +286,8 @@ impl Engine {
             "display": {"width": flow.width, "height": flow.height, "dpi": flow.dpi},
             "record": injected.record,
             "allow_live_snooping": injected.allow_live_snooping,
+            "allow_join_requests": injected.allow_join_requests,
+            "allow_join_invites": injected.allow_join_invites,
         });
         let claims = LaunchClaims {
             id: token_id,

@@ -16,13 +16,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use openpsm_plugin_api::credential::ApiContext;
-use openpsm_plugin_api::{CredentialKind, FlowSubject, PluginInstance};
+use openpsm_plugin_api::{
+    CredentialKind, CredentialSource, ErrorKind, FlowSubject, PluginInstance,
+};
 use rand::RngCore as _;
 use serde_json::json;
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::config::LinkAuthentication;
 use crate::messages;
 use crate::plugins::SharedRegistry;
 use crate::startlink::{self, LinkError, ParamError};
@@ -154,6 +157,9 @@ impl Engine {
             policy: flow.policy,
             login_session_id: flow.login_session_id.clone(),
             api: flow.api.clone(),
+            credential_id: flow.credential_id.clone(),
+            is_personal_cred: flow.is_personal_cred,
+            external_credential: flow.external_credential,
         }
     }
 
@@ -161,38 +167,16 @@ impl Engine {
     pub async fn start(&self, raw_query: &str, client_ip: IpAddr) -> Result<Started, FlowError> {
         let now = unix_now();
         let lifetime = i64::try_from(self.app.config.links.max_lifetime_secs).unwrap_or(600);
-        let link = match startlink::verify(raw_query, &self.app.keys.link, now, lifetime) {
-            Ok(link) => link,
-            Err(e) => {
-                let detail = match &e {
-                    LinkError::Params(p) => p.detail(),
-                    other => other.to_string(),
-                };
-                self.audit(
-                    &Uuid::nil(),
-                    "link.refused",
-                    json!({"reason": detail, "client": client_ip.to_string()}),
-                )
-                .await?;
-                return Err(e.into());
+        let p = match self.app.config.links.authentication {
+            LinkAuthentication::Signed => {
+                self.verified_link(raw_query, now, lifetime, client_ip)
+                    .await?
             }
+            LinkAuthentication::Iam => match startlink::parse_unsigned(raw_query) {
+                Ok(p) => p,
+                Err(e) => return Err(self.refuse_link(e, client_ip).await?),
+            },
         };
-        if !self
-            .app
-            .store
-            .consume_once("link", &link.nonce, link.expires_at)
-            .await
-            .map_err(internal)?
-        {
-            self.audit(
-                &link.params.target_person,
-                "link.replayed",
-                json!({"client": client_ip.to_string()}),
-            )
-            .await?;
-            return Err(LinkError::Replayed.into());
-        }
-        let p = link.params;
         let invalid =
             |why: &str| FlowError::Link(LinkError::Params(ParamError::Invalid(why.to_owned())));
         let dir = &self.app.directory;
@@ -207,9 +191,16 @@ impl Engine {
         if !policy.computers.contains(&computer.id) {
             return Err(invalid("the policy does not cover the computer"));
         }
-        if p.api_url.is_some() {
-            // No ApiUrl allow-list is configured on this gateway: a link cannot redirect
-            // credential traffic anywhere.
+        if let Some(url) = &p.api_url
+            && !startlink::allow::allowed(&self.app.config.links.api_urls, url)
+        {
+            // Refused before any request: a crafted link cannot send a master password elsewhere.
+            self.audit(
+                &p.target_person,
+                "link.refused",
+                json!({"reason": "ApiUrl not on the allow-list", "api_url": url, "client": client_ip.to_string()}),
+            )
+            .await?;
             return Err(invalid("ApiUrl is not on the allow-list"));
         }
         let window_start = p.check_out_start.map(|t| t.unix_timestamp());
@@ -236,14 +227,11 @@ impl Engine {
             .await?;
             return Err(FlowError::Denied(messages::WINDOW_OVER.into()));
         }
-        let api = match (&p.api_url, &p.api_key, &p.api_application_key) {
-            (Some(url), Some(key), Some(app)) => Some(ApiContext {
-                url: url.clone(),
-                api_key: key.clone(),
-                application_key: app.clone(),
-            }),
-            _ => None,
-        };
+        let api = p.api_key.as_ref().map(|key| ApiContext {
+            url: p.api_url.clone().unwrap_or_default(),
+            api_key: key.clone(),
+            application_key: p.api_application_key.clone().unwrap_or_default(),
+        });
         let mut flow = Flow {
             id: random_id(),
             person: p.target_person,
@@ -265,6 +253,8 @@ impl Engine {
             client_ip,
             login_session_id: p.login_session_id.clone(),
             api,
+            credential_id: p.credential_id.clone(),
+            is_personal_cred: p.is_personal_cred,
             session: Uuid::new_v4(),
             credential: None,
             agreed: false,
@@ -281,6 +271,9 @@ impl Engine {
             browser: String::new(),
             notice: None,
         };
+        if self.app.config.links.authentication == LinkAuthentication::Iam {
+            self.confirm_iam_session(&flow, client_ip).await?;
+        }
         self.choose_initial_credential(&mut flow, now).await?;
         let secret = random_id();
         flow.browser = crate::token::browser_binding(&secret);
@@ -307,6 +300,98 @@ impl Engine {
         })
     }
 
+    /// A signed link: signature, expiry, and its nonce consumed (once on any node).
+    async fn verified_link(
+        &self,
+        raw_query: &str,
+        now: i64,
+        lifetime: i64,
+        client_ip: IpAddr,
+    ) -> Result<startlink::StartParams, FlowError> {
+        let link = match startlink::verify(raw_query, &self.app.keys.link, now, lifetime) {
+            Ok(link) => link,
+            Err(e) => return Err(self.refuse_link(e, client_ip).await?),
+        };
+        if !self
+            .app
+            .store
+            .consume_once("link", &link.nonce, link.expires_at)
+            .await
+            .map_err(internal)?
+        {
+            self.audit(
+                &link.params.target_person,
+                "link.replayed",
+                json!({"client": client_ip.to_string()}),
+            )
+            .await?;
+            return Err(LinkError::Replayed.into());
+        }
+        Ok(link.params)
+    }
+
+    /// Audits a refused link; the error to return.
+    async fn refuse_link(&self, e: LinkError, client_ip: IpAddr) -> Result<FlowError, FlowError> {
+        let detail = match &e {
+            LinkError::Params(p) => p.detail(),
+            other => other.to_string(),
+        };
+        self.audit(
+            &Uuid::nil(),
+            "link.refused",
+            json!({"reason": detail, "client": client_ip.to_string()}),
+        )
+        .await?;
+        Ok(e.into())
+    }
+
+    /// An unsigned (IAM) link: its LoginSessionID and access token confirmed by the source.
+    async fn confirm_iam_session(&self, flow: &Flow, client_ip: IpAddr) -> Result<(), FlowError> {
+        let checked = self.source()?.authenticate(&self.subject(flow)).await;
+        let Err(e) = checked else {
+            return Ok(());
+        };
+        tracing::warn!(person = %flow.person, "the IAM did not confirm a start link: {e}");
+        self.audit(
+            &flow.person,
+            "link.refused",
+            json!({"reason": "the IAM did not confirm the session", "kind": e.kind, "client": client_ip.to_string()}),
+        )
+        .await?;
+        Err(FlowError::Denied(match e.kind {
+            ErrorKind::TokenExpired => messages::TOKEN_EXPIRED.into(),
+            ErrorKind::Unauthorized => messages::IAM_REFUSED.into(),
+            _ => messages::IAM_UNAVAILABLE.into(),
+        }))
+    }
+
+    /// The configured credential source: the embedded vault or a `CredentialSource` plugin.
+    pub(crate) fn source(&self) -> Result<Arc<dyn CredentialSource>, FlowError> {
+        let id = &self.app.config.credentials.source;
+        if id == "vault" {
+            return Ok(self.app.vault.clone());
+        }
+        match self.registry.get(id) {
+            Some(PluginInstance::CredentialSource(s)) => Ok(s.clone()),
+            _ => Err(internal(format!(
+                "credentials.source = {id:?} is not an active credential-source plugin"
+            ))),
+        }
+    }
+
+    /// Whether credentials come from the embedded vault (which the gateway can inspect).
+    pub(crate) fn uses_vault(&self) -> bool {
+        self.app.config.credentials.source == "vault"
+    }
+
+    /// Start-up check: the configured source exists.
+    pub fn check_source(&self) -> Result<(), String> {
+        self.source().map(|_| ()).map_err(|e| match e {
+            FlowError::Internal(m) => m,
+            other => other.to_string(),
+        })
+    }
+
     /// Step 2: are there credentials at all; in normal mode, take the one the link names or a
     /// free shared one; otherwise the person chooses (step 3).
     async fn choose_initial_credential(&self, flow: &mut Flow, now: i64) -> Result<(), FlowError> {
@@ -319,6 +404,23 @@ impl Engine {
             .iter()
             .filter(|o| o.kind == CredentialKind::Shared)
             .collect();
+        if let Some(external) = flow.external_credential
+            && !self.uses_vault()
+        {
+            // The IAM chose it; the source offers exactly what the link names.
+            let id = external.to_string();
+            let Some(o) = options.iter().find(|o| o.id == id) else {
+                return Err(FlowError::Link(LinkError::Params(ParamError::Invalid(
+                    "ExternalCredentialGuid is not offered by the credential source".into(),
+                ))));
+            };
+            flow.credential = Some(Chosen {
+                id: o.id.clone(),
+                kind: o.kind,
+                label: o.label.clone(),
+            });
+            return Ok(());
+        }
         if let Some(external) = flow.external_credential {
             let id = external.to_string();
             let entry = self.app.vault.entry(&id).await.map_err(|_| {
@@ -384,10 +486,8 @@ impl Engine {
         flow: &Flow,
         now: i64,
     ) -> Result<Vec<steps::CredentialOption>, FlowError> {
-        use openpsm_plugin_api::CredentialSource as _;
         let refs = self
-            .app
-            .vault
+            .source()?
             .list(&self.subject(flow))
             .await
             .map_err(internal)?;

@@ -177,21 +177,8 @@ impl Engine {
                 loginsessionid: flow.login_session_id.clone(),
                 subject: self.subject(flow),
             };
-            let ended = super::end_session::end_with_retries(
-                &self.app.vault,
-                end,
-                std::time::Duration::from_millis(500),
-            )
-            .await;
-            if let Some(e) = ended.error {
-                tracing::warn!(flow = %flow.id, tries = ended.tries, "ending the session at the credential source failed: {e}");
-                self.audit(
-                    &flow.person,
-                    "session.end_at_source_failed",
-                    json!({"flow": flow.id, "tries": ended.tries, "kind": e.kind}),
-                )
-                .await?;
-            }
+            // Kept in the store until the source confirms it; retried by the seed's rules.
+            self.end_at_source(&end, &flow.person, &flow.id).await?;
         }
         if let Some(account) = flow.jit.take() {
             let removed = match self.registry.active().values().find_map(|p| match p {
@@ -242,6 +229,11 @@ impl Engine {
                         .await?;
                     }
                     Some(_) => flow.notice = Some(messages::SHARED_IN_USE.into()),
+                    None if !self.uses_vault() => {
+                        return Err(FlowError::BadAnswer(
+                            "no such credential for this computer".into(),
+                        ));
+                    }
                     None => match self.app.vault.entry(&credential).await {
                         Ok(e)
                             if e.kind == CredentialKind::Personal

@@ -31,7 +31,13 @@ pub struct Injected {
     pub hosts: Vec<String>,
     pub port: Option<u16>,
     pub record: bool,
+    /// The IAM's live-monitoring permissions for this session (AllowLiveSnooping,
+    /// AllowJoinRequests, AllowJoinInvites), kept for live monitoring.
     pub allow_live_snooping: bool,
+    #[serde(default)]
+    pub allow_join_requests: bool,
+    #[serde(default)]
+    pub allow_join_invites: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +75,11 @@ pub struct Flow {
     pub client_ip: IpAddr,
     pub login_session_id: Option<String>,
     pub api: Option<ApiContext>,
+    /// `CredentialID` and `IsPersonalCred` from the link (the IAM chose the credential).
+    #[serde(default)]
+    pub credential_id: Option<String>,
+    #[serde(default)]
+    pub is_personal_cred: Option<bool>,
     pub session: Uuid,
     pub credential: Option<Chosen>,
     pub agreed: bool,

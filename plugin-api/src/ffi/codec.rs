@@ -21,6 +21,7 @@ pub mod method {
     pub const CREDENTIAL_LIST: &str = "credential.list";
     pub const CREDENTIAL_CHECK_OUT: &str = "credential.check_out";
     pub const CREDENTIAL_END_SESSION: &str = "credential.end_session";
+    pub const CREDENTIAL_AUTHENTICATE: &str = "credential.authenticate";
     pub const RECORDER_STORE: &str = "recorder.store";
     pub const RECORDER_READ: &str = "recorder.read";
     pub const PROVISIONER_CREATE: &str = "provisioner.create";

@@ -213,6 +213,9 @@ async fn dispatch(instance: &PluginInstance, method: &str, payload: &str) -> Plu
         (PluginInstance::CredentialSource(p), method::CREDENTIAL_END_SESSION) => out(&p
             .end_session(parse("end-session request", payload)?)
             .await?),
+        (PluginInstance::CredentialSource(p), method::CREDENTIAL_AUTHENTICATE) => {
+            out(&p.authenticate(&parse("flow subject", payload)?).await?)
+        }
         (PluginInstance::Recorder(p), method::RECORDER_STORE) => {
             out(&p.store(parse("sealed recording", payload)?).await?)
         }

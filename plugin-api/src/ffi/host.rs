@@ -267,6 +267,12 @@ impl CredentialSource for ForeignCredentials {
             .call(method::CREDENTIAL_END_SESSION, codec::to_json(&req)?)
             .await
     }
+
+    async fn authenticate(&self, who: &FlowSubject) -> PluginResult<()> {
+        self.plugin
+            .call(method::CREDENTIAL_AUTHENTICATE, codec::to_json(who)?)
+            .await
+    }
 }
 
 struct ForeignRecorder {

@@ -39,6 +39,9 @@ pub fn flow_subject() -> FlowSubject {
         policy: Uuid::from_u128(0x3333),
         login_session_id: Some("login-1".into()),
         api: None,
+        credential_id: None,
+        is_personal_cred: None,
+        external_credential: None,
     }
 }
 
