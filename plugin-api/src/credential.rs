@@ -92,6 +92,7 @@ pub struct CheckOut {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CheckedOut {
+    #[serde(rename = "IsPasswordSSHKey")]
     pub is_password_ssh_key: bool,
     /// `Domain\username` or `username`.
     pub user_name: String,

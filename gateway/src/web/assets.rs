@@ -27,6 +27,7 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript",
     ),
     ("session.js", "session.js", "text/javascript"),
+    ("close.js", "close.js", "text/javascript"),
 ];
 
 /// Where the `web/` directory is: `web.dir` when set, else `./web`, else the source tree's.

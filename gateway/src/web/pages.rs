@@ -138,7 +138,7 @@ fn error_page(e: &FlowError) -> Response {
 
 fn close_block(inner: &str) -> String {
     format!(
-        "{inner}<p><button type=\"button\" id=\"close\" onclick=\"window.close()\">Close</button></p>"
+        "{inner}<p><button type=\"button\" id=\"close\">Close</button></p><script src=\"/assets/close.js\"></script>"
     )
 }
 
@@ -425,7 +425,16 @@ fn render(step: &StepView, csrf: &str) -> Response {
         StepView::Ended { reason } => page(
             ok,
             "Session request ended",
-            &close_block(&format!("<p id=\"ended\">{}</p>", escape(reason))),
+            &close_block(&format!(
+                "<p id=\"ended\">{}</p>{}",
+                escape(reason),
+                // The portal session expired: nothing here can continue, close the tab.
+                if reason == crate::messages::TOKEN_EXPIRED {
+                    "<span id=\"autoclose\" hidden></span>"
+                } else {
+                    ""
+                }
+            )),
         ),
         StepView::Failed { error } => page(
             ok,

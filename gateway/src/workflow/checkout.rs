@@ -15,6 +15,16 @@ use crate::messages;
 use crate::store::unix_now;
 use crate::token::LaunchClaims;
 
+/// The seed's spelling of a connection mode in the check-out payload: "RDP", "SSH", "Telnet".
+fn seed_mode(plugin: &str) -> String {
+    match plugin {
+        "rdp" => "RDP".into(),
+        "ssh" => "SSH".into(),
+        "telnet" => "Telnet".into(),
+        other => other.to_owned(),
+    }
+}
+
 impl Engine {
     /// How long a lease and a JIT account last: to the end of the access window, capped by the
     /// policy's longest session.
@@ -121,7 +131,7 @@ impl Engine {
                 .unwrap_or_else(|| flow.computer.to_string()),
             credential: credential.id.clone(),
             password: master,
-            mode: flow.mode.clone().unwrap_or_default().to_ascii_uppercase(),
+            mode: seed_mode(flow.mode.as_deref().unwrap_or_default()),
             session: flow.session,
             loginsessionid: flow.login_session_id.clone(),
             subject: self.subject(flow),
@@ -164,6 +174,7 @@ impl Engine {
                 .await?;
             }
             Err(e) => {
+                tracing::warn!(flow = %flow.id, kind = ?e.kind, "check-out refused: {e}");
                 if let Some(lease) = flow.lease.take() {
                     self.app
                         .store
