@@ -113,3 +113,50 @@ start_telnetd() {
     _psm_stops+=("kill $pid 2>/dev/null")
     echo "telnetd on 127.0.0.1:$port"
 }
+
+# Samba as an Active Directory domain controller for EXAMPLE.TEST, on loopback only (LDAP 389,
+# LDAPS 636, KDC 88: Samba's ports are fixed). LDAPS carries a certificate for 127.0.0.1 from a CA
+# made here, so the tests verify it as production does. Exports PSM_TEST_AD_URL, PSM_TEST_AD_CA,
+# PSM_TEST_AD_BIND_DN, PSM_TEST_AD_PASSWORD, PSM_TEST_AD_BASE.
+start_samba_ad() {
+    apt_install samba samba-ad-dc samba-ad-provision ldap-utils openssl
+    local dir="$PSM_SERVICES_DIR/samba" pass='Adm1n-Pass!23' tls
+    tls="$dir/tls"
+    mkdir -p "$tls"
+    (
+        cd "$tls" || exit 1
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=openpsm test CA" \
+            -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=dc1.example.test" \
+            -keyout key.pem -out req.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:dc1.example.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext
+        openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile ext -out cert.pem 2>/dev/null
+        chmod 600 key.pem ca.key
+    )
+    samba-tool domain provision --use-rfc2307 --realm=EXAMPLE.TEST --domain=EXAMPLE \
+        --server-role=dc --dns-backend=NONE --adminpass="$pass" --targetdir="$dir" \
+        --host-name=dc1 --option="interfaces=lo" --option="bind interfaces only=yes" \
+        --option="tls keyfile=$tls/key.pem" --option="tls certfile=$tls/cert.pem" \
+        --option="tls cafile=$tls/ca.pem" >"$dir/provision.log" 2>&1 \
+        || { cat "$dir/provision.log"; return 1; }
+    samba -i -M single -s "$dir/etc/smb.conf" --option="log file=$dir/samba.log" \
+        --option="pid directory=$dir/run" --option="server services=ldap cldap kdc" \
+        >"$dir/samba.out" 2>&1 &
+    local pid=$!
+    _psm_stops+=("kill $pid; wait $pid 2>/dev/null")
+    export PSM_TEST_AD_URL="ldaps://127.0.0.1:636" PSM_TEST_AD_CA="$tls/ca.pem"
+    export PSM_TEST_AD_BIND_DN="CN=Administrator,CN=Users,DC=example,DC=test"
+    export PSM_TEST_AD_PASSWORD="$pass" PSM_TEST_AD_BASE="DC=example,DC=test"
+    local i
+    for i in $(seq 1 100); do
+        if LDAPTLS_CACERT="$tls/ca.pem" ldapsearch -H "$PSM_TEST_AD_URL" -x -D "$PSM_TEST_AD_BIND_DN" \
+            -w "$pass" -b "$PSM_TEST_AD_BASE" -s base dn >/dev/null 2>&1; then
+            echo "samba AD DC on 127.0.0.1:636 (LDAPS, $i tries)"
+            return 0
+        fi
+        sleep 0.3
+    done
+    echo "samba AD DC did not answer on LDAPS"; tail -20 "$dir/samba.log" "$dir/samba.out"
+    return 1
+}

@@ -21,6 +21,7 @@ apt_install oathtool
 start_postgres
 start_sshd
 start_telnetd
+start_samba_ad
 ensure_browser
 step "tests"
 cargo test --workspace 2>&1 | tee "$results"
