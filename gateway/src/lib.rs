@@ -20,6 +20,7 @@ pub mod workflow;
 
 // Built-in plugins register through inventory: the crate must be linked to be found.
 use openpsm_plugin_empowerid as _;
+use openpsm_plugin_jit_ad as _;
 use openpsm_plugin_mfa_totp as _;
 use openpsm_plugin_ssh as _;
 use openpsm_plugin_telnet as _;

@@ -203,6 +203,12 @@ async fn serve(config: Config) -> ExitCode {
         ),
         Err(e) => tracing::error!("finishing the sessions of the last run failed: {e}"),
     }
+    // Just-in-time accounts a crash left behind (their flows are over or lost) go now.
+    match engine.sweep_jit().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(accounts = n, "removed just-in-time accounts left behind"),
+        Err(e) => tracing::error!("sweeping just-in-time accounts failed: {e}"),
+    }
     let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
         Ok(listener) => listener,
         Err(e) => {

@@ -700,6 +700,12 @@ fn jit_computer(fx: &Fx) {
     let mut pairs = base(BOB, C_JIT, P_PLAIN);
     pairs.push(("PSM_Connection_Delay", "1"));
     let (flow, secret) = to_master_password(fx, &pairs);
+    // The account exists from the master-password prompt on (the delay lets the directory have it).
+    let made = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(
+        made.contains("psmw-bob-"),
+        "the JIT account is made before the prompt"
+    );
     let step = fx.step(
         &flow,
         &secret,
@@ -738,15 +744,11 @@ fn jit_computer(fx: &Fx) {
     pairs.push(("PSM_Connection_Delay", "0"));
     let (flow, secret, _) = fx.start_ok(&pairs);
     fx.step(&flow, &secret, json!({"step": "agreement", "accept": true}));
-    fx.step(
-        &flow,
-        &secret,
-        json!({"step": "choose_access_level", "access_level": "admin"}),
-    );
+    // The account is made before the master-password prompt: the failure shows right away.
     let step = fx.step(
         &flow,
         &secret,
-        json!({"step": "master_password", "master_password": MASTER}),
+        json!({"step": "choose_access_level", "access_level": "admin"}),
     );
     assert_eq!(
         (name(&step), step["error"].as_str()),

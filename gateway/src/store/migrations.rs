@@ -59,6 +59,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0007_pending_ends.sql"),
         postgres: None,
     },
+    Migration {
+        version: 8,
+        name: "jit_accounts",
+        sql: include_str!("../../migrations/0008_jit_accounts.sql"),
+        postgres: None,
+    },
 ];
 
 /// The statements of a migration: `--` comment lines dropped, split at `;` (migrations hold no

@@ -3,13 +3,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use openpsm_plugin_api::{
-    CheckOut, CredentialKind, ErrorKind, JitRequest, PluginInstance, SecretText, Subject,
-};
+use openpsm_plugin_api::{CheckOut, CredentialKind, ErrorKind, JitRequest, SecretText, Subject};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::state::{Chosen, Flow, Injected, Outcome};
+use super::state::{Chosen, Flow, Injected, JitLogin, Outcome};
 use super::{Engine, FlowError, internal};
 use crate::messages;
 use crate::store::unix_now;
@@ -216,21 +214,25 @@ impl Engine {
                 };
             }
         }
-        if computer.jit {
-            self.create_jit_account(flow, until).await?;
-            if flow.outcome.is_some() {
-                return Ok(());
-            }
+        // A JIT computer is reached with its just-in-time account, not the checked-out one.
+        if let (Some(jit), Some(injected)) = (&flow.jit_login, flow.injected.as_mut()) {
+            injected.user_name.clone_from(&jit.user_name);
+            injected.secret = jit.password.clone();
+            injected.is_key = false;
+        } else if computer.jit {
+            return Err(internal(
+                "a JIT computer's flow reached check-out without its account",
+            ));
         }
         self.launch(flow, now).await
     }
 
-    async fn create_jit_account(&self, flow: &mut Flow, until: i64) -> Result<(), FlowError> {
-        let provisioner = self.registry.active().values().find_map(|p| match p {
-            PluginInstance::AccountProvisioner(p) => Some(p.clone()),
-            _ => None,
-        });
-        let Some(provisioner) = provisioner else {
+    pub(crate) async fn create_jit_account(
+        &self,
+        flow: &mut Flow,
+        until: i64,
+    ) -> Result<(), FlowError> {
+        let Some(provisioner) = self.provisioner() else {
             return self.fail(flow, messages::JIT_UNAVAILABLE).await;
         };
         let policy = self.policy_of(flow)?;
@@ -253,6 +255,7 @@ impl Engine {
             not_after: SystemTime::UNIX_EPOCH
                 + Duration::from_secs(u64::try_from(until).unwrap_or(0)),
         };
+        self.track_jit_intent(flow).await?;
         match provisioner.create(request).await {
             Ok(account) => {
                 self.audit(
@@ -261,19 +264,26 @@ impl Engine {
                     json!({"flow": flow.id, "account": account.account.id}),
                 )
                 .await?;
-                if let Some(injected) = flow.injected.as_mut() {
-                    injected.user_name = match &account.domain {
+                flow.jit_login = Some(JitLogin {
+                    user_name: match &account.domain {
                         Some(d) => format!("{d}\\{}", account.user_name),
                         None => account.user_name.clone(),
-                    };
-                    injected.secret = account.password.clone();
-                    injected.is_key = false;
-                }
+                    },
+                    password: account.password.clone(),
+                });
+                self.track_jit(flow, &account.account).await?;
                 flow.jit = Some(account.account);
                 Ok(())
             }
             Err(e) => {
                 tracing::warn!(flow = %flow.id, "JIT account creation failed: {e}");
+                self.forget_jit_intent(flow).await?;
+                self.audit(
+                    &flow.person,
+                    "flow.jit_failed",
+                    json!({"flow": flow.id, "kind": e.kind, "error": e.message}),
+                )
+                .await?;
                 self.fail(flow, messages::JIT_UNAVAILABLE).await
             }
         }

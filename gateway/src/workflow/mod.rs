@@ -6,6 +6,7 @@
 
 mod checkout;
 pub mod end_session;
+mod jit;
 mod launch;
 pub mod mfa;
 mod settle;
@@ -267,6 +268,7 @@ impl Engine {
             lease: None,
             injected: None,
             jit: None,
+            jit_login: None,
             outcome: None,
             browser: String::new(),
             notice: None,
@@ -384,12 +386,31 @@ impl Engine {
         self.app.config.credentials.source == "vault"
     }
 
-    /// Start-up check: the configured source exists.
+    /// Start-up check: the configured source exists, and at most one account provisioner is
+    /// active (which one makes JIT accounts must not depend on plugin names).
     pub fn check_source(&self) -> Result<(), String> {
-        self.source().map(|_| ()).map_err(|e| match e {
+        self.source().map_err(|e| match e {
             FlowError::Internal(m) => m,
             other => other.to_string(),
-        })
+        })?;
+        let provisioners: Vec<&String> = self
+            .registry
+            .active()
+            .iter()
+            .filter(|(_, p)| matches!(p, PluginInstance::AccountProvisioner(_)))
+            .map(|(id, _)| id)
+            .collect();
+        if provisioners.len() > 1 {
+            return Err(format!(
+                "more than one account provisioner is enabled ({}): enable one",
+                provisioners
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(())
     }
 
     /// Step 2: are there credentials at all; in normal mode, take the one the link names or a
@@ -606,6 +627,9 @@ impl Engine {
             .purge_failures(now - 3600)
             .await
             .map_err(internal)?;
+        if let Err(e) = self.sweep_jit().await {
+            tracing::warn!("sweeping just-in-time accounts failed: {e}");
+        }
         Ok(ended)
     }
 

@@ -130,6 +130,20 @@ impl Engine {
                     }
                 }
                 Current::MasterPassword => {
+                    let jit = self
+                        .app
+                        .directory
+                        .computer(&flow.computer)
+                        .is_some_and(|c| c.jit);
+                    // A JIT computer's account is made first; the prompt then waits
+                    // PSM_Connection_Delay (counted from now) for the directory to have it.
+                    if jit && flow.jit.is_none() {
+                        let until = self.session_until_pub(&flow, unix_now());
+                        self.create_jit_account(&mut flow, until).await?;
+                        if flow.outcome.is_some() {
+                            continue;
+                        }
+                    }
                     if flow.master_prompt_at.is_none() {
                         flow.master_prompt_at = Some(unix_now());
                     }
@@ -181,16 +195,9 @@ impl Engine {
             self.end_at_source(&end, &flow.person, &flow.id).await?;
         }
         if let Some(account) = flow.jit.take() {
-            let removed = match self.registry.active().values().find_map(|p| match p {
-                PluginInstance::AccountProvisioner(p) => Some(p.clone()),
-                _ => None,
-            }) {
-                Some(p) => p.remove(&account).await.map_err(|e| e.to_string()),
-                None => Err("no account provisioner".into()),
-            };
-            if let Err(e) = removed {
-                tracing::warn!(flow = %flow.id, "removing the JIT account failed: {e}");
-            }
+            flow.jit_login = None;
+            self.remove_jit(&flow.person, &flow.id, &account, "flow end")
+                .await?;
         }
         let (event, detail) = match &outcome {
             Outcome::Launched { .. } => ("flow.launched", json!({})),

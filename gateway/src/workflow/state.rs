@@ -40,6 +40,13 @@ pub struct Injected {
     pub allow_join_invites: bool,
 }
 
+/// A just-in-time account's login (`DOMAIN\\user` and its password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JitLogin {
+    pub user_name: String,
+    pub password: SecretText,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
@@ -92,6 +99,10 @@ pub struct Flow {
     pub lease: Option<String>,
     pub injected: Option<Injected>,
     pub jit: Option<JitAccountRef>,
+    /// The JIT account's login, from its creation (before the master-password prompt) until the
+    /// check-out puts it into `injected`.
+    #[serde(default)]
+    pub jit_login: Option<JitLogin>,
     pub outcome: Option<Outcome>,
     /// `token::browser_binding` of the flow secret: launch tokens are bound to it.
     pub browser: String,

@@ -526,8 +526,14 @@ impl Directory {
 
     pub async fn owned(&self) -> PluginResult<Vec<JitAccountRef>> {
         let mut ldap = self.connect().await?;
+        // With removal = "disable", a disabled account is already removed; with "delete" every
+        // marked account still there is ours to remove.
+        let enabled_only = match self.removal {
+            Removal::Disable => "(!(userAccountControl:1.2.840.113556.1.4.803:=2))",
+            Removal::Delete => "",
+        };
         let filter = format!(
-            "(&(objectClass=user)({}={}*)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))",
+            "(&(objectClass=user)({}={}*){enabled_only})",
             self.marker_attribute,
             ldap_escape(MARKER)
         );
