@@ -1,4 +1,4 @@
-//! The `rdp` plugin of openpsm.
-//!
-//! Deliberately empty: its behaviour arrives with issue 9 (the rdp plugin). Until then the crate registers
-//! nothing, so the gateway neither lists nor offers it; nothing pretends to work that does not.
+//! Connection mode "rdp": the gateway connects to the RDP server itself with IronRDP, injects the
+//! credential, and serves the picture to the browser in the Guacamole display protocol.
+
+pub mod guac;
