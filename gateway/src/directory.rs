@@ -86,6 +86,15 @@ pub struct Policy {
     /// Terminal sessions are also recorded in the seed's typescript form (`script`/`scriptreplay`).
     #[serde(default)]
     pub typescript: bool,
+    /// Graphical sessions: the `.guac` recording also holds the keys typed (off: only what was shown).
+    #[serde(default)]
+    pub record_keys: bool,
+    /// Graphical sessions: text may be copied out of the session to the browser.
+    #[serde(default = "yes")]
+    pub clipboard_copy: bool,
+    /// Graphical sessions: text may be pasted from the browser into the session.
+    #[serde(default = "yes")]
+    pub clipboard_paste: bool,
     /// MFA points: the first rule whose zone holds the client address applies.
     #[serde(default)]
     pub mfa: Vec<MfaRule>,

@@ -4,6 +4,7 @@
 //! **Architecture invariant**: a session the policy records never runs unrecorded: if the
 //! recording cannot be created or written, the session ends with an error.
 
+pub mod display;
 pub mod live;
 pub mod recording;
 pub mod typescript;
@@ -48,7 +49,41 @@ pub async fn run_terminal(
     engine: Arc<Engine>,
     live: Arc<live::Live>,
     launch: Launch,
+    ws: WebSocket,
+) {
+    run_session(engine, live, launch, ws, false).await;
+}
+
+/// The same for the display channel (Guacamole instructions in text messages).
+pub async fn run_display(
+    engine: Arc<Engine>,
+    live: Arc<live::Live>,
+    launch: Launch,
+    ws: WebSocket,
+) {
+    run_session(engine, live, launch, ws, true).await;
+}
+
+async fn farewell(ws: &mut WebSocket, display: bool, error: bool, message: &str) {
+    if display {
+        // Guacamole status: 0x0200 server error, 0x020B session closed.
+        let code = if error { "512" } else { "523" };
+        let i = openpsm_plugin_api::guac::Instruction::new("error", &[message, code]).encode()
+            + &openpsm_plugin_api::guac::Instruction::new("disconnect", &[]).encode();
+        let _ = ws.send(Message::Text(Utf8Bytes::from(i))).await;
+    } else if error {
+        let _ = text(ws, json!({"error": message})).await;
+    } else {
+        let _ = text(ws, json!({"ended": message})).await;
+    }
+}
+
+async fn run_session(
+    engine: Arc<Engine>,
+    live: Arc<live::Live>,
+    launch: Launch,
     mut ws: WebSocket,
+    display: bool,
 ) {
     let flow = launch.flow;
     let session = flow.session;
@@ -59,13 +94,14 @@ pub async fn run_terminal(
         &launch.claims,
         &mut ws,
         &mut registration.stop,
+        display,
     )
     .await
     {
         Ok(message) => message,
         Err(message) => {
             tracing::warn!(%session, flow = %flow.id, "session failed: {message}");
-            let _ = text(&mut ws, json!({"error": message})).await;
+            farewell(&mut ws, display, true, &message).await;
             message
         }
     };
@@ -87,7 +123,7 @@ pub async fn run_terminal(
             json!({"session": session, "flow": flow.id, "reason": reason}),
         )
         .await;
-    let _ = text(&mut ws, json!({"ended": reason})).await;
+    farewell(&mut ws, display, false, &reason).await;
     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, ws.send(Message::Close(None))).await;
     drop(registration);
 }
@@ -99,6 +135,7 @@ async fn relay(
     claims: &crate::token::LaunchClaims,
     ws: &mut WebSocket,
     stop: &mut tokio::sync::watch::Receiver<Option<String>>,
+    display: bool,
 ) -> Result<String, String> {
     let injected = flow
         .injected
@@ -118,6 +155,18 @@ async fn relay(
         .into_iter()
         .map(|(_, f)| f)
         .collect();
+    let policy = engine.policy_of(flow).map_err(|e| e.to_string())?;
+    let session_policy = SessionPolicy {
+        read_only: false,
+        allow_copy: policy.clipboard_copy,
+        allow_paste: policy.clipboard_paste,
+    };
+    let record_keys = policy.record_keys;
+    if display != (mode.mode_info().channel == openpsm_plugin_api::Channel::Display) {
+        return Err(format!(
+            "the connection mode {mode_id} speaks the other channel"
+        ));
+    }
     let (user, domain) = split_user(&injected.user_name);
     let secret = SecretText::new(injected.secret.expose_secret());
     let request = OpenRequest {
@@ -139,7 +188,7 @@ async fn relay(
             dpi: flow.dpi.unwrap_or(96),
             ..DisplaySize::default()
         },
-        policy: SessionPolicy::default(),
+        policy: session_policy,
         pinned_keys: pinned,
         settings: serde_json::Value::Null,
     };
@@ -149,7 +198,22 @@ async fn relay(
         .data_dir
         .join("recordings-open")
         .join(flow.session.to_string());
-    let mut cast = if injected.record {
+    let mut guac = if injected.record && display {
+        Some(
+            display::GuacRecording::create(&rec_dir.join("session.guac"))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the session must be recorded, but the recording cannot be created: {}",
+                        e.reason
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
+    let mut browser = display::BrowserState::default();
+    let mut cast = if injected.record && !display {
         let path = rec_dir.join("session.cast");
         Some(
             Asciicast::create(
@@ -169,7 +233,7 @@ async fn relay(
     } else {
         None
     };
-    let wants_typescript = injected.record && engine.policy_of(flow).is_ok_and(|p| p.typescript);
+    let wants_typescript = injected.record && !display && policy.typescript;
     let mut script = if wants_typescript {
         Some(
             Typescript::create(
@@ -245,7 +309,19 @@ async fn relay(
                     engine.notice(flow, &notice).await?;
                     let _ = text(ws, json!({"notice": notice})).await;
                 }
-                Some(Frame::Display(_)) => {}
+                Some(Frame::Display(instructions)) => {
+                    last_activity = tokio::time::Instant::now();
+                    if let Some(g) = guac.as_mut()
+                        && let Err(e) = g.output(&instructions).await
+                    {
+                        break Err(format!("the recording failed, so the session was ended: {}", e.reason));
+                    }
+                    match tokio::time::timeout(send_timeout, ws.send(Message::Text(Utf8Bytes::from(instructions)))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => { inputs = None; }
+                        Err(_) => break Err("the browser stopped reading; the session was ended".into()),
+                    }
+                }
                 None => {
                     // The mode dropped its sender: it is ending; `run` answers next.
                     match (&mut run).await {
@@ -259,6 +335,29 @@ async fn relay(
                 Some(Ok(Message::Binary(bytes))) => {
                     last_activity = tokio::time::Instant::now();
                     if let Some(tx) = &inputs { let _ = tx.send(Input::Bytes(bytes.to_vec())).await; }
+                }
+                Some(Ok(Message::Text(t))) if display => {
+                    let Ok(meanings) = browser.receive(t.as_str(), session_policy.allow_paste) else {
+                        break Err("the browser broke the display protocol; the session was ended".into());
+                    };
+                    for meaning in meanings {
+                        match meaning {
+                            display::FromBrowser::Reply(r) => { let _ = ws.send(Message::Text(Utf8Bytes::from(r))).await; }
+                            display::FromBrowser::Input(input) => {
+                                if matches!(input, Input::Key { .. } | Input::Mouse { .. } | Input::Clipboard(_)) {
+                                    last_activity = tokio::time::Instant::now();
+                                }
+                                if let (Input::Key { keysym, pressed }, Some(g)) = (&input, guac.as_mut())
+                                    && record_keys
+                                    && let Err(e) = g.key(*keysym, *pressed).await
+                                {
+                                    tracing::warn!("recording a key failed: {}", e.reason);
+                                }
+                                if let Some(tx) = &inputs { let _ = tx.send(input).await; }
+                            }
+                            display::FromBrowser::Nothing => {}
+                        }
+                    }
                 }
                 Some(Ok(Message::Text(t))) => {
                     if let Some((cols, rows)) = parse_resize(t.as_str()) {
@@ -295,6 +394,9 @@ async fn relay(
     .await;
     run.abort();
     let mut files = Vec::new();
+    if let Some(g) = guac {
+        files.push(g.seal().await.map_err(|e| e.to_string())?);
+    }
     if let Some(cast) = cast {
         files.push(cast.seal().await.map_err(|e| e.to_string())?);
     }
@@ -332,6 +434,7 @@ pub async fn recover(engine: &Engine) -> Result<usize, String> {
             .join(&row.id);
         let mut files = Vec::new();
         for name in [
+            "session.guac",
             "session.cast",
             "session.typescript",
             "session.typescript.timing",

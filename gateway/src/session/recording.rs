@@ -15,6 +15,29 @@ pub struct RecordingError {
     pub reason: String,
 }
 
+/// A recording error about `path`.
+pub fn error(path: &Path, e: &std::io::Error) -> RecordingError {
+    RecordingError {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// A new recording file (its directory made if needed); never overwrites one.
+pub async fn create_file(path: &Path) -> Result<tokio::fs::File, RecordingError> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| error(path, &e))?;
+    }
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
+        .map_err(|e| error(path, &e))
+}
+
 pub struct Asciicast {
     path: PathBuf,
     file: tokio::io::BufWriter<tokio::fs::File>,
@@ -30,19 +53,7 @@ impl Asciicast {
         rows: u16,
         timestamp: i64,
     ) -> Result<Self, RecordingError> {
-        let err = |e: std::io::Error| RecordingError {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(err)?;
-        }
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .await
-            .map_err(err)?;
+        let file = create_file(path).await?;
         let mut cast = Self {
             path: path.to_owned(),
             file: tokio::io::BufWriter::new(file),

@@ -28,6 +28,12 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
     ("session.js", "session.js", "text/javascript"),
     ("close.js", "close.js", "text/javascript"),
+    ("display.js", "display.js", "text/javascript"),
+    (
+        "guacamole-common.js",
+        "node_modules/guacamole-common-js/dist/esm/guacamole-common.js",
+        "text/javascript",
+    ),
 ];
 
 /// Where the `web/` directory is: `web.dir` when set, else `./web`, else the source tree's.

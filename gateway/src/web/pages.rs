@@ -93,8 +93,12 @@ fn secure_headers(h: &mut HeaderMap) {
     }
 }
 
-/// The live session: a full-width terminal, its status line, and the End button.
+/// The live session: a full-width terminal (or the remote display), its status line, and the End
+/// button.
 fn session_page(channel: &str, token: &str, csrf: &str) -> Response {
+    if channel == "display" {
+        return display_page(token, csrf);
+    }
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Session · openpsm</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -110,6 +114,28 @@ fn session_page(channel: &str, token: &str, csrf: &str) -> Response {
          <div id=\"terminal\"></div>\
          <script src=\"/assets/xterm.js\"></script><script src=\"/assets/addon-fit.js\"></script>\
          <script src=\"/assets/session.js\"></script></body></html>",
+        escape(token)
+    );
+    let mut response = (StatusCode::OK, html).into_response();
+    secure_headers(response.headers_mut());
+    response
+}
+
+/// A graphical session: guacamole-common-js draws the Guacamole instructions in `#display`.
+fn display_page(token: &str, csrf: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Session · openpsm</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <style>html,body{{margin:0;height:100%;background:#111;color:#ddd;font-family:system-ui,sans-serif;overflow:hidden}}\
+         header{{display:flex;gap:1rem;align-items:center;padding:.4rem .8rem;background:#1d2330;height:1.8rem}}\
+         #status{{flex:1}}#display{{position:absolute;top:2.6rem;bottom:0;left:0;right:0;overflow:hidden}}\
+         form{{margin:0}}</style></head><body>\
+         <header><span id=\"ready\">Your session is ready.</span><span id=\"status\"></span>\
+         <form method=\"post\" action=\"/flow/cancel\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" id=\"cancel\">End</button></form></header>\
+         <div id=\"session\" data-channel=\"display\" data-tunnel=\"/api/v1/tunnel\" data-token=\"{}\"></div>\
+         <div id=\"display\" tabindex=\"0\"></div>\
+         <script type=\"module\" src=\"/assets/display.js\"></script></body></html>",
         escape(token)
     );
     let mut response = (StatusCode::OK, html).into_response();

@@ -1,7 +1,13 @@
-//! `GET /api/v1/tunnel`: the WebSocket of a live session. The first message is the sealed launch
-//! token (text); the browser proves it earned it with its flow cookie (or an API client with
-//! `Authorization: Bearer <flow_secret>`). Then binary messages carry terminal bytes both ways and
-//! text messages JSON control (`{"resize": {"cols", "rows"}}` in, notices and the end out).
+//! `GET /api/v1/tunnel`: the WebSocket of a live session. The browser proves it earned the launch
+//! token with its flow cookie (or an API client with `Authorization: Bearer <flow_secret>`).
+//!
+//! Terminal channel: the first message is the sealed launch token (text); then binary messages
+//! carry terminal bytes both ways and text messages JSON control (`{"resize": {"cols", "rows"}}`
+//! in, notices and the end out).
+//!
+//! Display channel (subprotocol `guacamole`, for guacamole-common-js's `WebSocketTunnel`): the
+//! gateway opens the tunnel with `0.,36.<uuid>;`, the page's first instruction is
+//! `token,<launch token>` (never in the URL), then Guacamole instructions both ways.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +62,18 @@ pub async fn tunnel(
             .into_response();
     };
     let live = state.live.clone();
+    let guacamole = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == "guacamole");
+    if guacamole {
+        return ws
+            .max_message_size(MAX_MESSAGE)
+            .protocols(["guacamole"])
+            .on_upgrade(move |socket| display(engine, live, secret, socket));
+    }
     ws.max_message_size(MAX_MESSAGE)
         .on_upgrade(move |mut socket| async move {
             let token = match tokio::time::timeout(Duration::from_secs(10), socket.recv()).await {
@@ -82,4 +100,65 @@ pub async fn tunnel(
                 }
             }
         })
+}
+
+/// The display channel's opening: tunnel id out, `token` instruction in (pings answered, other
+/// instructions before it ignored), then the session.
+async fn display(
+    engine: std::sync::Arc<crate::workflow::Engine>,
+    live: std::sync::Arc<crate::session::live::Live>,
+    secret: String,
+    mut socket: axum::extract::ws::WebSocket,
+) {
+    use openpsm_plugin_api::guac::{Instruction, Parser};
+    let refuse = |message: &str| {
+        Instruction::new("error", &[message, "769"]).encode()
+            + &Instruction::new("disconnect", &[]).encode()
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    if socket
+        .send(Message::Text(Utf8Bytes::from(
+            Instruction::new("", &[&id]).encode(),
+        )))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut parser = Parser::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let token = 'wait: loop {
+        let message = match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(_))) => continue,
+            _ => return,
+        };
+        let Ok(instructions) = parser.feed(message.as_str()) else {
+            let _ = socket
+                .send(Message::Text(Utf8Bytes::from(refuse("protocol error"))))
+                .await;
+            return;
+        };
+        for i in instructions {
+            match i.opcode.as_str() {
+                "token" => break 'wait i.arg(0).unwrap_or_default().to_owned(),
+                "" if i.arg(0) == Some("ping") => {
+                    let _ = socket
+                        .send(Message::Text(Utf8Bytes::from(i.encode())))
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    };
+    match engine.redeem(token.trim(), &secret).await {
+        Ok(launch) => crate::session::run_display(engine, live, launch, socket).await,
+        Err(e) => {
+            tracing::info!("launch token refused: {e}");
+            let _ = socket
+                .send(Message::Text(Utf8Bytes::from(refuse(&e.to_string()))))
+                .await;
+            let _ = socket.send(Message::Close(None)).await;
+        }
+    }
 }
