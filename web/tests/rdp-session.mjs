@@ -1,0 +1,64 @@
+// A graphical session in headless Chromium: walks a start link to the session page, waits until
+// guacamole-common-js has painted the remote desktop, types a command into the remote xterm with
+// the page's keyboard, and takes a screenshot.
+// Usage: node web/tests/rdp-session.mjs <base-url> <start-query> <master-password> <command> <shot.png>
+// Prints one JSON line with what it saw; exits non-zero on any failure.
+import { chromium } from 'playwright-core';
+
+const [base, query, master, command, shot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+// How much of the display is not one flat colour (0: blank), read from its canvases.
+async function painted(page) {
+  return page.evaluate(() => {
+    let colours = new Set();
+    for (const canvas of document.querySelectorAll('#display canvas')) {
+      if (!canvas.width || !canvas.height) continue;
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      for (let i = 0; i < data.length; i += 4 * 97) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+      if (colours.size > 8) break;
+    }
+    return colours.size;
+  });
+}
+
+try {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 840 } });
+  page.setDefaultTimeout(30000);
+  await page.goto(`${base}/start?${query}`);
+  await page.waitForURL(`${base}/flow`);
+  for (let i = 0; i < 10; i++) {
+    if (await page.$('#display')) break;
+    if (await page.$('#error')) throw new Error(`failed: ${await page.textContent('#error')}`);
+    if (await page.$('#accept-yes')) await page.check('#accept-yes');
+    if (await page.$('#master_password')) await page.fill('#master_password', master);
+    await Promise.all([page.waitForNavigation(), page.click('#submit')]);
+  }
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Connected.');
+  // Wait for the desktop (xterm) to be drawn: more than a few colours on the canvases.
+  let colours = 0;
+  for (let i = 0; i < 60 && colours <= 2; i++) {
+    await page.waitForTimeout(500);
+    colours = await painted(page);
+  }
+  const before = await page.screenshot();
+  await page.click('#display');
+  await page.keyboard.type(command, { delay: 20 });
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: shot });
+  const after = await page.screenshot();
+  const changed = Buffer.compare(before, after) !== 0;
+  const ended = await page.$eval('#status', (e) => e.dataset.ended || '');
+  console.log(JSON.stringify({ ok: true, colours, changed, ended, url: page.url() }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, error: String(e) }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
