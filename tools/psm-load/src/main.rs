@@ -1,5 +1,7 @@
 //! `psm-load`: drives a running gateway like many people would, over its real HTTP API and
-//! WebSocket tunnel, and reports what it measured. Used by `bench/sessions.sh`.
+//! WebSocket tunnel, and reports what it measured. Used by `bench/sessions.sh` and `bench/rdp.sh`.
+
+mod display;
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,15 @@ enum Command {
     Throughput { bytes: u64 },
     /// Opens `count` idle sessions and holds them for `hold_secs`, printing progress.
     Idle { count: usize, hold_secs: u64 },
+    /// A graphical session (display channel): idle for `idle_secs`, then a scripted xterm scroll
+    /// for `scroll_secs`: frames, bytes and the gateway's CPU (`gateway_pid`) per frame.
+    Display {
+        idle_secs: u64,
+        scroll_secs: u64,
+        gateway_pid: u32,
+    },
+    /// The same scroll on a terminal session, for the baseline: bytes per second and gateway CPU.
+    TerminalScroll { scroll_secs: u64, gateway_pid: u32 },
 }
 
 async fn http(
@@ -72,6 +83,27 @@ async fn http(
 
 /// Walks the workflow and opens the tunnel; returns the socket once the first byte arrived.
 async fn launch(cli: &Cli, key: &openpsm_gateway::startlink::LinkKey) -> Result<Ws> {
+    let (secret, token) = walk(cli, key).await?;
+    let mut request = format!("ws://{}/api/v1/tunnel", cli.gateway).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Authorization", format!("Bearer {secret}").parse()?);
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+    ws.send(Message::text(token)).await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(_))) => return Ok(ws),
+            Some(Ok(Message::Text(t))) if t.contains("\"ended\"") || t.contains("\"error\"") => {
+                bail!("session refused: {t}")
+            }
+            Some(Ok(_)) => {}
+            other => bail!("tunnel closed: {other:?}"),
+        }
+    }
+}
+
+/// Walks the workflow from a fresh start link to the launch token: (flow secret, token).
+async fn walk(cli: &Cli, key: &openpsm_gateway::startlink::LinkKey) -> Result<(String, String)> {
     let pairs = vec![
         ("TargetPersonGuid", cli.person.clone()),
         ("AccessRequestPolicyID", cli.policy.clone()),
@@ -123,22 +155,7 @@ async fn launch(cli: &Cli, key: &openpsm_gateway::startlink::LinkKey) -> Result<
             .clone();
     }
     let token = step["token"].as_str().context("no token")?.to_owned();
-    let mut request = format!("ws://{}/api/v1/tunnel", cli.gateway).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Authorization", format!("Bearer {secret}").parse()?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
-    ws.send(Message::text(token)).await?;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(_))) => return Ok(ws),
-            Some(Ok(Message::Text(t))) if t.contains("\"ended\"") || t.contains("\"error\"") => {
-                bail!("session refused: {t}")
-            }
-            Some(Ok(_)) => {}
-            other => bail!("tunnel closed: {other:?}"),
-        }
-    }
+    Ok((secret, token))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -203,6 +220,33 @@ async fn main() -> Result<()> {
                 json!({"bytes": received, "seconds": secs, "mb_per_s": received as f64 / secs / 1e6})
             );
             ws.send(Message::binary(b"exit\n".to_vec())).await?;
+        }
+        Command::Display {
+            idle_secs,
+            scroll_secs,
+            gateway_pid,
+        } => {
+            let (secret, token) = walk(&cli, &keys.link).await?;
+            let report = display::measure(
+                &cli.gateway,
+                &secret,
+                &token,
+                idle_secs,
+                scroll_secs,
+                gateway_pid,
+            )
+            .await?;
+            println!("{report}");
+        }
+        Command::TerminalScroll {
+            scroll_secs,
+            gateway_pid,
+        } => {
+            let ws = launch(&cli, &keys.link).await?;
+            println!(
+                "{}",
+                display::terminal_scroll(ws, scroll_secs, gateway_pid).await?
+            );
         }
         Command::Idle { count, hold_secs } => {
             let mut sessions = Vec::with_capacity(count);
