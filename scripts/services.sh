@@ -160,3 +160,55 @@ start_samba_ad() {
     echo "samba AD DC did not answer on LDAPS"; tail -20 "$dir/samba.log" "$dir/samba.out"
     return 1
 }
+
+# Stops xrdp, then each session sesman forked (its Xorg, xterm, chansrv), then sesman.
+_psm_stop_xrdp() {
+    local xrdp=$1 sesman=$2 session
+    kill "$xrdp" 2>/dev/null
+    for session in $(pgrep -P "$sesman"); do
+        pkill -P "$session" 2>/dev/null
+        kill "$session" 2>/dev/null
+    done
+    kill "$sesman" 2>/dev/null
+    wait "$xrdp" "$sesman" 2>/dev/null
+    return 0
+}
+
+# xrdp (Debian's, Xorg backend) on a free port of 127.0.0.1 with an xterm as the desktop, for the
+# rdp plugin: PSM_TEST_XRDP_PORT (log in with the sshd test account, PSM_TEST_SSHD_USER/_PASSWORD:
+# run start_sshd first). TLS security (xrdp 0.9 has no NLA); disconnected sessions are killed.
+# sesman's port is fixed (3350 on loopback), so one start_xrdp per machine at a time.
+start_xrdp() {
+    apt_install xrdp xorgxrdp xterm
+    local dir="$PSM_SERVICES_DIR/xrdp" port user="${PSM_TEST_SSHD_USER:-psmtest}" home
+    port=$(free_port)
+    mkdir -p "$dir" /run/xrdp
+    id -u "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
+    home=$(getent passwd "$user" | cut -d: -f6)
+    printf '#!/bin/sh\nexec xterm -geometry 80x24+0+0\n' > "$home/startwm.sh"
+    chmod 755 "$home/startwm.sh" && chown "$user": "$home/startwm.sh"
+    sed -e "s|^port=3389$|port=tcp://127.0.0.1:$port|" \
+        -e "s|^LogFile=.*|LogFile=$dir/xrdp.log|" \
+        -e "s|^EnableSyslog=.*|EnableSyslog=false|" \
+        /etc/xrdp/xrdp.ini > "$dir/xrdp.ini"
+    sed -e "s|^LogFile=.*|LogFile=$dir/sesman.log|" \
+        -e "s|^EnableSyslog=.*|EnableSyslog=false|" \
+        -e "s|^KillDisconnected=.*|KillDisconnected=true|" \
+        /etc/xrdp/sesman.ini > "$dir/sesman.ini"
+    xrdp-sesman -n -c "$dir/sesman.ini" > "$dir/sesman.out" 2>&1 &
+    local sesman=$!
+    xrdp -n -c "$dir/xrdp.ini" > "$dir/xrdp.out" 2>&1 &
+    local xrdp=$!
+    _psm_stops+=("_psm_stop_xrdp $xrdp $sesman")
+    local i
+    for i in $(seq 100); do
+        if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            export PSM_TEST_XRDP_PORT=$port
+            echo "xrdp on 127.0.0.1:$port"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "xrdp did not answer on 127.0.0.1:$port"; tail -20 "$dir/xrdp.out" "$dir/sesman.out"
+    return 1
+}

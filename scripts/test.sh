@@ -22,6 +22,7 @@ start_postgres
 start_sshd
 start_telnetd
 start_samba_ad
+start_xrdp
 ensure_browser
 step "tests"
 cargo test --workspace 2>&1 | tee "$results"

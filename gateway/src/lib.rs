@@ -22,5 +22,6 @@ pub mod workflow;
 use openpsm_plugin_empowerid as _;
 use openpsm_plugin_jit_ad as _;
 use openpsm_plugin_mfa_totp as _;
+use openpsm_plugin_rdp as _;
 use openpsm_plugin_ssh as _;
 use openpsm_plugin_telnet as _;
