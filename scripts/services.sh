@@ -176,7 +176,9 @@ _psm_stop_xrdp() {
 
 # xrdp (Debian's, Xorg backend) on a free port of 127.0.0.1 with an xterm as the desktop, for the
 # rdp plugin: PSM_TEST_XRDP_PORT (log in with the sshd test account, PSM_TEST_SSHD_USER/_PASSWORD:
-# run start_sshd first). TLS security (xrdp 0.9 has no NLA); disconnected sessions are killed.
+# run start_sshd first). TLS security (xrdp 0.9 has no NLA). Disconnected sessions are kept, so a
+# later connection re-attaches to the same desktop (with KillDisconnected, a connection made within
+# seconds of a disconnect re-attaches to a session sesman then kills under it); stop kills them.
 # sesman's port is fixed (3350 on loopback), so one start_xrdp per machine at a time.
 start_xrdp() {
     apt_install xrdp xorgxrdp xterm
@@ -193,7 +195,7 @@ start_xrdp() {
         /etc/xrdp/xrdp.ini > "$dir/xrdp.ini"
     sed -e "s|^LogFile=.*|LogFile=$dir/sesman.log|" \
         -e "s|^EnableSyslog=.*|EnableSyslog=false|" \
-        -e "s|^KillDisconnected=.*|KillDisconnected=true|" \
+        -e "s|^KillDisconnected=.*|KillDisconnected=false|" \
         /etc/xrdp/sesman.ini > "$dir/sesman.ini"
     xrdp-sesman -n -c "$dir/sesman.ini" > "$dir/sesman.out" 2>&1 &
     local sesman=$!

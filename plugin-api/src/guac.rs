@@ -143,7 +143,9 @@ fn parse_one(text: &str) -> Result<Option<(Instruction, usize)>, GuacError> {
             return Ok(None);
         };
         let digits = &rest[..dot];
-        if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit())
+        if digits.is_empty()
+            || digits.len() > MAX_DIGITS
+            || !digits.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(GuacError::BadLength);
         }

@@ -9,12 +9,12 @@
 //! **API boundary**: changing a type here changes the wire format of shared-library plugins:
 //! bump this crate's 0.x minor, which makes the loader refuse libraries built against the old one.
 
-pub mod guac;
 pub mod conformance;
 pub mod connect;
 pub mod credential;
 pub mod error;
 pub mod ffi;
+pub mod guac;
 pub mod info;
 pub mod mfa;
 pub mod mode;

@@ -140,7 +140,9 @@ pub enum Input {
     Clipboard(String),
     /// The browser has painted everything up to the display frame that ended with this `sync`
     /// timestamp (flow control for the display channel).
-    Sync { timestamp: u64 },
+    Sync {
+        timestamp: u64,
+    },
     /// The person closed the session.
     Close,
 }

@@ -30,6 +30,17 @@ async function painted(page) {
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 840 } });
   page.setDefaultTimeout(30000);
+  // What the page sends on the display tunnel (to report the key instructions).
+  const sent = [];
+  const problems = [];
+  const received = [];
+  page.on('websocket', (ws) => {
+    ws.on('framesent', (f) => sent.push(String(f.payload)));
+    ws.on('framereceived', (f) => received.push(String(f.payload)));
+  });
+  page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`); });
+  page.on('pageerror', (e) => problems.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
   await page.goto(`${base}/start?${query}`);
   await page.waitForURL(`${base}/flow`);
   for (let i = 0; i < 10; i++) {
@@ -42,12 +53,17 @@ try {
   await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'Connected.');
   // Wait for the desktop (xterm) to be drawn: more than a few colours on the canvases.
   let colours = 0;
-  for (let i = 0; i < 60 && colours <= 2; i++) {
+  for (let i = 0; i < 60 && colours < 2; i++) {
     await page.waitForTimeout(500);
     colours = await painted(page);
   }
+  // Let the remote xterm finish starting before typing into it.
+  await page.waitForTimeout(3000);
   const before = await page.screenshot();
-  await page.click('#display');
+  // Into the xterm (top left of the desktop: without a window manager, X gives the keyboard to
+  // the window under the pointer).
+  const box = await page.locator('#display').boundingBox();
+  await page.mouse.click(box.x + 120, box.y + 100);
   await page.keyboard.type(command, { delay: 20 });
   await page.keyboard.press('Enter');
   await page.waitForTimeout(1500);
@@ -55,7 +71,14 @@ try {
   const after = await page.screenshot();
   const changed = Buffer.compare(before, after) !== 0;
   const ended = await page.$eval('#status', (e) => e.dataset.ended || '');
-  console.log(JSON.stringify({ ok: true, colours, changed, ended, url: page.url() }));
+  const layout = await page.evaluate(() => [...document.querySelectorAll('#display canvas, #display > div')]
+    .slice(0, 4).map((e) => { const r = e.getBoundingClientRect(); return [e.tagName, Math.round(r.x), Math.round(r.y), Math.round(r.width), Math.round(r.height), getComputedStyle(e).visibility, getComputedStyle(e).opacity]; }));
+  const keys = sent.filter((m) => m.startsWith('3.key,')).length;
+  const first = sent.slice(0, 2).map((m) => m.slice(0, 12));
+  const syncs = sent.filter((m) => m.startsWith('4.sync,')).length;
+  const all = received.join('');
+  const got = { messages: received.length, imgs: (all.match(/3\.img,/g) || []).length, syncs: (all.match(/4\.sync,/g) || []).length, size: (all.match(/4\.size,[^;]*;/) || [''])[0], head: received.slice(0, 3).map((m) => m.slice(0, 80)) };
+  console.log(JSON.stringify({ ok: true, colours, changed, ended, keys, syncs, first, got, layout, problems: problems.slice(0, 5), url: page.url() }));
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e) }));
   process.exitCode = 1;

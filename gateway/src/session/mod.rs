@@ -307,7 +307,10 @@ async fn relay(
                 }
                 Some(Frame::Notice(notice)) => {
                     engine.notice(flow, &notice).await?;
-                    let _ = text(ws, json!({"notice": notice})).await;
+                    // The display channel carries Guacamole instructions only.
+                    if !display {
+                        let _ = text(ws, json!({"notice": notice})).await;
+                    }
                 }
                 Some(Frame::Display(instructions)) => {
                     last_activity = tokio::time::Instant::now();

@@ -128,7 +128,7 @@ fn display_page(token: &str, csrf: &str) -> Response {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <style>html,body{{margin:0;height:100%;background:#111;color:#ddd;font-family:system-ui,sans-serif;overflow:hidden}}\
          header{{display:flex;gap:1rem;align-items:center;padding:.4rem .8rem;background:#1d2330;height:1.8rem}}\
-         #status{{flex:1}}#display{{position:absolute;top:2.6rem;bottom:0;left:0;right:0;overflow:hidden}}\
+         #status{{flex:1}}#display{{position:absolute;top:2.6rem;bottom:0;left:0;right:0;overflow:hidden;z-index:0}}\
          form{{margin:0}}</style></head><body>\
          <header><span id=\"ready\">Your session is ready.</span><span id=\"status\"></span>\
          <form method=\"post\" action=\"/flow/cancel\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
