@@ -164,6 +164,7 @@ fn a_graphical_session_through_the_gateway() {
         });
         let _ = std::fs::remove_file(&marker);
     }
+    slow_browser(&lab, &rt);
     // The .guac recording: sealed into the audit chain, ASCII, ends with a sync, holds no key.
     let store = rt.block_on(lab.store());
     let entries = rt.block_on(store.audit_entries(0, 10_000)).unwrap();
@@ -188,6 +189,67 @@ fn a_graphical_session_through_the_gateway() {
     assert!(!log.contains(&password) && !log.contains(MASTER));
 
     browser_checks(&lab, &path);
+}
+
+/// A browser that stops acknowledging frames: the mode sends at most two frames ahead while the
+/// xterm scrolls (regions are coalesced, frames skipped, nothing queued), and catches up with the
+/// current picture once acknowledgements resume.
+fn slow_browser(lab: &Lab, rt: &tokio::runtime::Runtime) {
+    let (secret, token) = lab.launch(&[]);
+    rt.block_on(async {
+        let mut ws = open_display(lab, &secret, &token).await;
+        let mut parser = Parser::new();
+        let mut seen = Vec::new();
+        pump(&mut ws, &mut parser, &mut seen, 30, |s| {
+            s.iter().any(|i| i.opcode == "img") && s.iter().any(|i| i.opcode == "sync")
+        })
+        .await;
+        pump(&mut ws, &mut parser, &mut seen, 2, |_| false).await;
+        for mask in ["0", "1", "0"] {
+            let mouse = Instruction::new("mouse", &["100", "100", mask]).encode();
+            ws.send(Message::text(mouse)).await.unwrap();
+        }
+        pump(&mut ws, &mut parser, &mut seen, 1, |_| false).await;
+        // From here on, no acknowledgements while the xterm scrolls for a few seconds.
+        type_text(&mut ws, "seq 1 20000\n").await;
+        let mut unacked = Vec::new();
+        let mut bytes = 0usize;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
+            if let Message::Text(text) = msg {
+                bytes += text.len();
+                unacked.extend(parser.feed(text.as_str()).unwrap());
+            }
+        }
+        let syncs: Vec<&Instruction> = unacked.iter().filter(|i| i.opcode == "sync").collect();
+        assert!(
+            syncs.len() <= 2,
+            "a browser that does not acknowledge gets at most 2 frames, got {} ({bytes} bytes)",
+            syncs.len()
+        );
+        // Acknowledge: the picture catches up.
+        if let Some(last) = syncs.last() {
+            let ack = Instruction::new("sync", &[last.arg(0).unwrap()]).encode();
+            ws.send(Message::text(ack)).await.unwrap();
+        }
+        let mut after = Vec::new();
+        pump(&mut ws, &mut parser, &mut after, 10, |s| {
+            s.iter().filter(|i| i.opcode == "sync").count() >= 2
+        })
+        .await;
+        assert!(
+            after.iter().any(|i| i.opcode == "img"),
+            "frames resume after the acknowledgement"
+        );
+        ws.send(Message::text(Instruction::new("disconnect", &[]).encode()))
+            .await
+            .unwrap();
+        let mut end = Vec::new();
+        pump(&mut ws, &mut parser, &mut end, 20, |s| {
+            s.iter().any(|i| i.opcode == "disconnect")
+        })
+        .await;
+    });
 }
 
 /// Chromium: the session page paints the desktop and its keyboard reaches the xterm; the player

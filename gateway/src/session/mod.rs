@@ -314,7 +314,13 @@ async fn relay(
                 }
                 Some(Frame::Display(instructions)) => {
                     last_activity = tokio::time::Instant::now();
-                    if let Some(g) = guac.as_mut()
+                    // Clipboard text from the target: only where the policy allows copying, and
+                    // never into the recording (as guacd does).
+                    let clipboard = instructions.starts_with("9.clipboard,");
+                    if clipboard && !session_policy.allow_copy {
+                        continue;
+                    }
+                    if let Some(g) = guac.as_mut().filter(|_| !clipboard)
                         && let Err(e) = g.output(&instructions).await
                     {
                         break Err(format!("the recording failed, so the session was ended: {}", e.reason));

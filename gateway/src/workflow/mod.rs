@@ -624,7 +624,11 @@ impl Engine {
         self.app.store.purge_consumed(now).await.map_err(internal)?;
         self.app
             .store
-            .purge_failures(now - 3600)
+            // Kept as long as the longest window that counts them (MFA's may exceed an hour).
+            .purge_failures(
+                now - i64::try_from(self.app.config.mfa.failure_window_secs.max(3600))
+                    .unwrap_or(86_400),
+            )
             .await
             .map_err(internal)?;
         if let Err(e) = self.sweep_jit().await {
