@@ -187,7 +187,12 @@ start_xrdp() {
     mkdir -p "$dir" /run/xrdp
     id -u "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
     home=$(getent passwd "$user" | cut -d: -f6)
-    printf '#!/bin/sh\nexec xterm -geometry 80x24+0+0\n' > "$home/startwm.sh"
+    # The xterm selects into CLIPBOARD and pastes it with Shift+Insert: xrdp's chansrv bridges the
+    # X CLIPBOARD and RDP's cliprdr channel (the clipboard tests).
+    cat > "$home/startwm.sh" <<'EOF'
+#!/bin/sh
+exec xterm -geometry 80x24+0+0 -xrm 'XTerm*selectToClipboard: true' -xrm 'XTerm*VT100.translations: #override Shift <Key>Insert: insert-selection(CLIPBOARD)'
+EOF
     chmod 755 "$home/startwm.sh" && chown "$user": "$home/startwm.sh"
     sed -e "s|^port=3389$|port=tcp://127.0.0.1:$port|" \
         -e "s|^LogFile=.*|LogFile=$dir/xrdp.log|" \

@@ -33,6 +33,32 @@ client.onstatechange = (state) => {
 
 const mouse = new Guacamole.Mouse(display.getElement());
 mouse.onEach(['mousedown', 'mouseup', 'mousemove'], (e) => client.sendMouseState(e.state, true));
+
+// The remote pointer: drawn by the browser as the real cursor where it can, else by the display.
+display.oncursor = (canvas, x, y) => mouse.setCursor(canvas, x, y);
+display.showCursor(false);
+
+// Clipboard. From the remote desktop (where the policy allows copying): into the browser's
+// clipboard when the page may write it, and into `data-clipboard` for the person to take.
+client.onclipboard = (stream, mimetype) => {
+  if (!/^text\//.test(mimetype)) return;
+  const reader = new Guacamole.StringReader(stream);
+  let text = '';
+  reader.ontext = (chunk) => { text += chunk; };
+  reader.onend = () => {
+    info.dataset.clipboard = text;
+    if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).catch(() => {});
+  };
+};
+// To the remote desktop (where the policy allows pasting): what the person pastes into the page.
+document.addEventListener('paste', (e) => {
+  const text = e.clipboardData && e.clipboardData.getData('text/plain');
+  if (!text) return;
+  const writer = new Guacamole.StringWriter(client.createClipboardStream('text/plain'));
+  writer.sendText(text);
+  writer.sendEnd();
+  e.preventDefault();
+});
 const keyboard = new Guacamole.Keyboard(document);
 keyboard.onkeydown = (keysym) => { client.sendKeyEvent(1, keysym); return false; };
 keyboard.onkeyup = (keysym) => { client.sendKeyEvent(0, keysym); };

@@ -203,7 +203,7 @@ fn connector_config(rdp: &Rdp, req: &OpenRequest) -> PluginResult<ironrdp_connec
         license_cache: None,
         timezone_info: TimezoneInfo::default(),
         compression_type: rdp.compression.then_some(CompressionType::Rdp61),
-        enable_server_pointer: false,
+        enable_server_pointer: true,
         pointer_software_rendering: false,
         multitransport_flags: None,
         support_dyn_vc_gfx_protocol: false,
@@ -283,6 +283,10 @@ async fn connect_one(
     let display_control = DisplayControlClient::new(|_| Ok(Vec::new()));
     let mut connector = ClientConnector::new(config, client_addr)
         .with_static_channel(DrdynvcClient::new().with_dynamic_channel(display_control));
+    // The clipboard channel only where the policy lets text through one way or the other.
+    if req.policy.allow_copy || req.policy.allow_paste {
+        connector.attach_static_channel(crate::clipboard::channel());
+    }
 
     let protocol = |what: &str, e: &dyn std::fmt::Display| {
         Attempt::Fatal(target(

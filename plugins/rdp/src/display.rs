@@ -260,7 +260,7 @@ pub const BLOB_BYTES: usize = 6048;
 /// Instructions are grouped into display frames of about this many characters.
 const FRAME_CHARS: usize = 64 * 1024;
 /// Composite operation "over" (guacamole-common-js channel mask 0xE).
-const MASK_OVER: &str = "14";
+const MASK_OVER: u32 = 14;
 
 /// Writes Guacamole instructions, cycling stream indexes 1..=64.
 #[derive(Debug, Default)]
@@ -290,27 +290,73 @@ impl GuacWriter {
         ));
     }
 
+    /// The size of a layer (`size` of layer 0 is the desktop; negative layers are buffers).
+    pub fn layer_size(&mut self, layer: i32, width: u32, height: u32) {
+        self.push(&Instruction::new(
+            "size",
+            &[&layer.to_string(), &width.to_string(), &height.to_string()],
+        ));
+    }
+
+    /// A region of the desktop, drawn over layer 0.
     pub fn image(&mut self, e: &Encoded) {
+        self.stream_image(
+            0,
+            MASK_OVER,
+            e.format.mimetype(),
+            e.rect.x,
+            e.rect.y,
+            &e.bytes,
+        );
+    }
+
+    /// An image drawn into `layer` at (x, y) with the composite operation `mask`: `img`, its
+    /// `blob`s, `end`, on the next stream index.
+    pub fn stream_image(
+        &mut self,
+        layer: i32,
+        mask: u32,
+        mimetype: &str,
+        x: u32,
+        y: u32,
+        bytes: &[u8],
+    ) {
         self.next_stream = self.next_stream % 64 + 1;
         let stream = self.next_stream.to_string();
         self.push(&Instruction::new(
             "img",
             &[
                 &stream,
-                MASK_OVER,
-                "0",
-                e.format.mimetype(),
-                &e.rect.x.to_string(),
-                &e.rect.y.to_string(),
+                &mask.to_string(),
+                &layer.to_string(),
+                mimetype,
+                &x.to_string(),
+                &y.to_string(),
             ],
         ));
         let mut b64 = String::with_capacity(BLOB_BYTES / 3 * 4);
-        for chunk in e.bytes.chunks(BLOB_BYTES) {
+        for chunk in bytes.chunks(BLOB_BYTES) {
             b64.clear();
             base64::engine::general_purpose::STANDARD.encode_string(chunk, &mut b64);
             self.push(&Instruction::new("blob", &[&stream, &b64]));
         }
         self.push(&Instruction::new("end", &[&stream]));
+    }
+
+    /// The cursor: the `width` x `height` top-left corner of `layer`, hotspot at (x, y).
+    pub fn cursor(&mut self, x: u32, y: u32, layer: i32, width: u32, height: u32) {
+        self.push(&Instruction::new(
+            "cursor",
+            &[
+                &x.to_string(),
+                &y.to_string(),
+                &layer.to_string(),
+                "0",
+                "0",
+                &width.to_string(),
+                &height.to_string(),
+            ],
+        ));
     }
 
     pub fn sync(&mut self, timestamp: u64) {

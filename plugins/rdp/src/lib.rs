@@ -5,7 +5,11 @@
 //! server certificate pinned by SHA-256 of its DER ("sha256:<hex>"; none pinned: reported as
 //! `Notice::HostKeySeen`, trust on first use); auto-logon with the injected user, domain and
 //! password; the framebuffer goes out as `img`/`blob`/`end` instructions closed by `sync`, at most
-//! `max_unacked_frames` frames ahead of the browser's `sync` acknowledgements.
+//! `max_unacked_frames` frames ahead of the browser's `sync` acknowledgements. The server's pointer
+//! becomes the browser's cursor (`cursor` from an off-screen layer, inside the frames). Clipboard
+//! text goes both ways over cliprdr where the policy allows (`allow_paste`: the browser's text to
+//! the server; `allow_copy`: the server's text to the browser as one `clipboard` display string,
+//! kept out of frames so the gateway can keep it out of recordings); 256 KiB at most.
 //!
 //! Settings: `connect_timeout_secs` (10), `frame_interval_ms` (25), `max_unacked_frames` (2),
 //! `max_regions` (64), `jpeg_quality` (80; 0 = PNG only, lossless), `bulk_compression` (true:
@@ -13,7 +17,9 @@
 //! lossy, so re-encoded as PNG it doubled the bytes to the browser and delayed the first frame by
 //! about 200 ms against xrdp; classic bitmap updates decode pixel-exact).
 
+pub mod clipboard;
 mod connect;
+pub mod cursor;
 pub mod display;
 /// The Guacamole instruction codec lives in plugin-api (the display channel's format).
 pub use openpsm_plugin_api::guac;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ironrdp_cliprdr::CliprdrClient;
 use ironrdp_connector::connection_activation::{
     ConnectionActivationFactory, ConnectionActivationState,
 };
@@ -22,7 +23,9 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::time::Instant;
 
 use crate::Rdp;
+use crate::clipboard::{self, Clipboard};
 use crate::connect::{self, Framed};
+use crate::cursor::Cursor;
 use crate::display::{FlowControl, GuacWriter, Rect, Regions, encode_regions, extract_rgb};
 use crate::keys::{Keyboard, Mouse};
 
@@ -68,6 +71,9 @@ struct Session<'a> {
     dirty_since: Option<Instant>,
     resize: Option<(u32, u32, Instant)>,
     host: String,
+    clipboard: Clipboard,
+    /// The server's latest pointer, for the next frame.
+    cursor: Option<Cursor>,
 }
 
 pub async fn run(rdp: &Rdp, req: OpenRequest, io: SessionIo) -> PluginResult<SessionEnd> {
@@ -113,6 +119,8 @@ pub async fn run(rdp: &Rdp, req: OpenRequest, io: SessionIo) -> PluginResult<Ses
         dirty_since: None,
         resize: None,
         host: connected.host.clone(),
+        clipboard: Clipboard::new(req.policy.allow_copy, req.policy.allow_paste),
+        cursor: None,
     };
     let stop = match session.start(connected.fingerprint).await {
         Ok(()) => session.relay().await,
@@ -158,9 +166,12 @@ impl Session<'_> {
     }
 
     /// When the next frame may go out: something is dirty, the browser has room, pacing allows.
+    /// A new cursor alone waits for the first picture (xrdp shows its pointer before the desktop
+    /// is attached: a first frame must mean the desktop is there).
     fn flush_at(&self) -> Option<Instant> {
         let since = self.dirty_since?;
-        if self.regions.is_empty() || !self.flow.can_send() {
+        let cursor_only = self.cursor.is_some() && self.last_frame.is_some();
+        if (self.regions.is_empty() && !cursor_only) || !self.flow.can_send() {
             return None;
         }
         let paced = self
@@ -210,7 +221,8 @@ impl Session<'_> {
                 let events = self.mouse.event(x, y, buttons, w, h);
                 self.send_input(&events).await?;
             }
-            // Clipboard (cliprdr) is not implemented; bytes are for terminals.
+            Input::Clipboard(text) if !self.read_only => self.paste(text).await?,
+            // Bytes are for terminals.
             _ => {}
         }
         Ok(())
@@ -272,6 +284,11 @@ impl Session<'_> {
                     ));
                 }
                 ActiveStageOutput::DeactivateAll => self.reactivate().await?,
+                ActiveStageOutput::PointerBitmap(pointer) => {
+                    self.set_cursor(Cursor::from_pointer(&pointer));
+                }
+                ActiveStageOutput::PointerDefault => self.set_cursor(Cursor::arrow()),
+                ActiveStageOutput::PointerHidden => self.set_cursor(Cursor::hidden()),
                 ActiveStageOutput::ServerRedirection(_) => {
                     return Err(Stop::Fail(target(
                         ErrorKind::Protocol,
@@ -283,6 +300,81 @@ impl Session<'_> {
                 }
                 _ => {}
             }
+        }
+        self.pump_clipboard().await
+    }
+
+    fn set_cursor(&mut self, cursor: Result<Cursor, crate::display::EncodeError>) {
+        match cursor {
+            Ok(cursor) => {
+                self.cursor = Some(cursor);
+                self.dirty_since.get_or_insert_with(Instant::now);
+            }
+            Err(e) => tracing::debug!(error = %e, "rdp pointer not shown"),
+        }
+    }
+
+    /// Text pasted in the browser, for the server's clipboard.
+    async fn paste(&mut self, text: String) -> Result<(), Stop> {
+        let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
+            return Ok(());
+        };
+        let outcome = self.clipboard.paste(cliprdr, text);
+        self.clipboard_outcome(outcome).await
+    }
+
+    /// Answers what the clipboard channel reported while processing server data.
+    async fn pump_clipboard(&mut self) -> Result<(), Stop> {
+        loop {
+            let events = match self
+                .stage
+                .get_svc_processor_mut::<CliprdrClient>()
+                .and_then(|c| c.downcast_backend_mut::<clipboard::Backend>())
+            {
+                Some(backend) => backend.take_events(),
+                None => return Ok(()),
+            };
+            if events.is_empty() {
+                return Ok(());
+            }
+            for event in events {
+                let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
+                    return Ok(());
+                };
+                let outcome = self.clipboard.event(cliprdr, event);
+                self.clipboard_outcome(outcome).await?;
+            }
+        }
+    }
+
+    async fn clipboard_outcome(
+        &mut self,
+        outcome: ironrdp_pdu::PduResult<clipboard::Outcome>,
+    ) -> Result<(), Stop> {
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(error = %e, "rdp clipboard channel");
+                return Ok(());
+            }
+        };
+        if let Some(messages) = outcome.messages {
+            match self.stage.process_svc_processor_messages(messages) {
+                Ok(bytes) => self.write(&bytes).await?,
+                Err(e) => tracing::warn!(error = %e, "rdp clipboard channel"),
+            }
+        }
+        if let Some(display) = outcome.display {
+            self.send(Frame::Display(display)).await?;
+        }
+        if let Some(size) = outcome.refused {
+            tracing::info!(size, "rdp clipboard text refused: too large");
+            let text = format!(
+                "The clipboard text ({} KiB) is larger than {} KiB and was not passed on",
+                size.div_ceil(1024),
+                clipboard::MAX_TEXT / 1024
+            );
+            self.send(Frame::Notice(Notice::Message { text })).await?;
         }
         Ok(())
     }
@@ -386,7 +478,8 @@ impl Session<'_> {
             .map(|r| (r, extract_rgb(self.image.data(), width, &r)))
             .collect();
         self.dirty_since = None;
-        if pieces.is_empty() {
+        let cursor = self.cursor.take();
+        if pieces.is_empty() && cursor.is_none() {
             return Ok(());
         }
         let quality = self.rdp.jpeg_quality;
@@ -395,6 +488,9 @@ impl Session<'_> {
             .map_err(|e| PluginError::internal(format!("image encoder: {e}")))?
             .map_err(|e| PluginError::internal(format!("image encoder: {e}")))?;
         let mut writer = GuacWriter::new();
+        if let Some(cursor) = &cursor {
+            cursor.write(&mut writer);
+        }
         for e in &encoded {
             writer.image(e);
         }

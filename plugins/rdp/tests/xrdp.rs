@@ -108,6 +108,7 @@ fn is_image(bytes: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn draws_the_desktop_and_types_into_it() {
     let Some(t) = target() else { return };
+    let _live = LIVE.lock().await;
     let (io, mut ends) = SessionIo::pair(64);
     let m = mode();
     let started = Instant::now();
@@ -197,6 +198,8 @@ async fn draws_the_desktop_and_types_into_it() {
 
     // Type a command into the xterm; the file appears on this machine.
     let marker = format!("/tmp/psm-rdp-{}", uuid::Uuid::new_v4().simple());
+    // No window manager: the keyboard goes to the window under the pointer.
+    ends.inputs.send(mouse(100, 100, 0)).await.unwrap();
     for input in type_line(&format!("touch {marker}")) {
         ends.inputs.send(input).await.unwrap();
     }
@@ -238,6 +241,7 @@ async fn draws_the_desktop_and_types_into_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_pinned_certificate_is_refused_before_anything_is_shown() {
     let Some(t) = target() else { return };
+    let _live = LIVE.lock().await;
     let mut req = request(&t);
     req.pinned_keys = vec![format!("sha256:{}", "0".repeat(64))];
     let (io, mut ends) = SessionIo::pair(64);
@@ -259,6 +263,7 @@ async fn a_wrong_pinned_certificate_is_refused_before_anything_is_shown() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pinned_certificate_is_accepted() {
     let Some(t) = target() else { return };
+    let _live = LIVE.lock().await;
     // Learn the fingerprint (trust on first use), then pin it.
     let (io, mut ends) = SessionIo::pair(64);
     let m = mode();
@@ -303,6 +308,7 @@ async fn the_pinned_certificate_is_accepted() {
 /// The failure checks of the plugin-api mode suite (its live checks expect a terminal).
 #[tokio::test(flavor = "multi_thread")]
 async fn passes_the_mode_suite_failure_checks() {
+    let _live = LIVE.lock().await;
     let t = target().unwrap_or(Target {
         port: 3389,
         user: "nobody".into(),
@@ -314,4 +320,327 @@ async fn passes_the_mode_suite_failure_checks() {
     };
     let report = conformance::mode::check(mode().as_ref(), &fixture).await;
     assert!(report.passed(), "{report}");
+}
+
+/// The tests that log in share one desktop (xrdp re-attaches to the account's session): one at a
+/// time, so pointer, keyboard and clipboard of one do not reach another.
+static LIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A session under test: frames are read (and their `sync`s acknowledged) while waiting.
+struct Live {
+    ends: openpsm_plugin_api::mode::HostEnds,
+    run: tokio::task::JoinHandle<openpsm_plugin_api::PluginResult<openpsm_plugin_api::SessionEnd>>,
+    parser: Parser,
+    /// Every instruction of the normal frame stream.
+    instructions: Vec<Instruction>,
+    /// The display strings that carry clipboard text.
+    clipboards: Vec<String>,
+}
+
+impl Live {
+    /// Connects with this policy and waits for the first frame.
+    async fn open(t: &Target, policy: SessionPolicy) -> Live {
+        let mut req = request(t);
+        req.policy = policy;
+        let (io, ends) = SessionIo::pair(64);
+        let m = mode();
+        let run = tokio::spawn(async move { m.run(req, io).await });
+        let mut live = Live {
+            ends,
+            run,
+            parser: Parser::new(),
+            instructions: Vec::new(),
+            clipboards: Vec::new(),
+        };
+        let synced = live
+            .pump_until(Duration::from_secs(30), |l| {
+                l.instructions.iter().any(|i| i.opcode == "sync")
+            })
+            .await;
+        assert!(synced, "no first frame within 30 s");
+        live
+    }
+
+    async fn send(&self, inputs: impl IntoIterator<Item = Input>) {
+        for input in inputs {
+            self.ends.inputs.send(input).await.unwrap();
+        }
+    }
+
+    /// Reads frames until `done` holds (true) or `within` has passed (false).
+    async fn pump_until(&mut self, within: Duration, mut done: impl FnMut(&Live) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if done(self) {
+                return true;
+            }
+            let frame = match tokio::time::timeout_at(deadline, self.ends.frames.recv()).await {
+                Err(_) => return false,
+                Ok(Some(frame)) => frame,
+                Ok(None) => panic!("the session ended: {:?}", (&mut self.run).await),
+            };
+            let Frame::Display(text) = frame else {
+                continue;
+            };
+            let instructions = self.parser.feed(&text).unwrap();
+            if text.starts_with("9.clipboard,") {
+                assert!(
+                    instructions.first().unwrap().opcode == "clipboard"
+                        && instructions.last().unwrap().opcode == "end"
+                        && instructions
+                            .iter()
+                            .all(|i| matches!(i.opcode.as_str(), "clipboard" | "blob" | "end")),
+                    "a clipboard string carries more than the clipboard"
+                );
+                self.clipboards.push(text);
+                continue;
+            }
+            for i in instructions {
+                assert!(i.opcode != "clipboard", "clipboard mixed into a frame");
+                assert!(i.opcode != "mouse", "mouse instructions are not sent");
+                if i.opcode == "sync" {
+                    let timestamp = i.arg(0).unwrap().parse().unwrap();
+                    self.ends
+                        .inputs
+                        .send(Input::Sync { timestamp })
+                        .await
+                        .unwrap();
+                }
+                self.instructions.push(i);
+            }
+        }
+    }
+
+    async fn pump(&mut self, d: Duration) {
+        self.pump_until(d, |_| false).await;
+    }
+
+    async fn close(self) {
+        let Live { ends, run, .. } = self;
+        ends.inputs.send(Input::Close).await.unwrap();
+        let mut frames = ends.frames;
+        let drain = tokio::spawn(async move { while frames.recv().await.is_some() {} });
+        let end = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the session ends after Close")
+            .unwrap()
+            .unwrap();
+        assert_eq!(end.reason, EndReason::ClosedByUser);
+        drain.abort();
+    }
+}
+
+fn mouse(x: i32, y: i32, buttons: u8) -> Input {
+    Input::Mouse { x, y, buttons }
+}
+
+fn shift_insert() -> Vec<Input> {
+    [
+        (0xFFE1, true),
+        (0xFF63, true),
+        (0xFF63, false),
+        (0xFFE1, false),
+    ]
+    .into_iter()
+    .map(|(keysym, pressed)| Input::Key { keysym, pressed })
+    .collect()
+}
+
+fn policy(allow_copy: bool, allow_paste: bool) -> SessionPolicy {
+    SessionPolicy {
+        read_only: false,
+        allow_copy,
+        allow_paste,
+    }
+}
+
+fn rand() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// Puts `text` on the clipboard as the browser does, pastes it into the xterm with Shift+Insert,
+/// then presses Enter (bash's bracketed paste does not run pasted lines by itself). Again every few
+/// seconds: right after connecting, xrdp's chansrv may still announce the X clipboard of the
+/// session (an earlier selection), which replaces the text. Whether `file` appeared within
+/// `within`.
+async fn paste_command(live: &mut Live, text: &str, file: &str, within: Duration) -> bool {
+    live.send([mouse(100, 100, 0)]).await;
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        live.send([Input::Clipboard(text.to_owned())]).await;
+        live.pump(Duration::from_secs(1)).await;
+        live.send(shift_insert()).await;
+        live.pump(Duration::from_millis(300)).await;
+        live.send(type_line("")).await;
+        let appeared = live
+            .pump_until(Duration::from_secs(3), |_| {
+                std::path::Path::new(file).exists()
+            })
+            .await;
+        if appeared {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_pasted_in_the_browser_reaches_the_server() {
+    let Some(t) = target() else { return };
+    let _live = LIVE.lock().await;
+    let mut live = Live::open(&t, policy(false, true)).await;
+    let r = rand();
+    let file = format!("/tmp/psm-clip-{r}");
+    let text = format!("echo pasted-{r} > {file}\n");
+    assert!(
+        paste_command(&mut live, &text, &file, Duration::from_secs(20)).await,
+        "{file} never appeared"
+    );
+    // Written by the shell once the line is complete.
+    let mut content = String::new();
+    for _ in 0..20 {
+        content = std::fs::read_to_string(&file).unwrap_or_default();
+        if content == format!("pasted-{r}\n") {
+            break;
+        }
+        live.pump(Duration::from_millis(100)).await;
+    }
+    assert_eq!(content, format!("pasted-{r}\n"));
+    let _ = std::fs::remove_file(&file);
+    live.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pasting_is_refused_when_the_policy_forbids_it() {
+    let Some(t) = target() else { return };
+    let _live = LIVE.lock().await;
+    // Copying allowed, so the clipboard channel is open: the refusal is the mode's.
+    let mut live = Live::open(&t, policy(true, false)).await;
+    let r = rand();
+    let file = format!("/tmp/psm-clip-{r}");
+    let text = format!("echo pasted-{r} > {file}\n");
+    assert!(
+        !paste_command(&mut live, &text, &file, Duration::from_secs(5)).await,
+        "{file} was created although pasting is not allowed"
+    );
+    live.close().await;
+}
+
+/// Types `echo copy-<rand>` after clearing the screen, so the output is the xterm's first line,
+/// and selects that line with a triple click.
+async fn select_copied_line(live: &mut Live, r: &str) {
+    live.send([mouse(100, 100, 0)]).await;
+    live.send(type_line(&format!("clear; echo copy-{r}"))).await;
+    live.pump(Duration::from_millis(1500)).await;
+    // Line 0 of the xterm (6x13 font, 2 px border): y = 8.
+    for _ in 0..3 {
+        live.send([mouse(20, 8, 1), mouse(20, 8, 0)]).await;
+    }
+    live.send([mouse(100, 100, 0)]).await;
+}
+
+fn clipboard_text(wire: &str) -> String {
+    let mut data = Vec::new();
+    for i in Parser::new().feed(wire).unwrap() {
+        if i.opcode == "blob" {
+            let chunk = base64::engine::general_purpose::STANDARD
+                .decode(i.arg(1).unwrap())
+                .unwrap();
+            assert!(chunk.len() <= 6048);
+            data.extend(chunk);
+        }
+    }
+    String::from_utf8(data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_copied_on_the_server_reaches_the_browser() {
+    let Some(t) = target() else { return };
+    let _live = LIVE.lock().await;
+    let mut live = Live::open(&t, policy(true, false)).await;
+    let r = rand();
+    select_copied_line(&mut live, &r).await;
+    let wanted = format!("copy-{r}");
+    let got = live
+        .pump_until(Duration::from_secs(10), |l| {
+            l.clipboards
+                .iter()
+                .any(|c| clipboard_text(c).contains(&wanted))
+        })
+        .await;
+    assert!(
+        got,
+        "no clipboard with {wanted}; {} clipboard strings",
+        live.clipboards.len()
+    );
+    live.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copying_is_refused_when_the_policy_forbids_it() {
+    let Some(t) = target() else { return };
+    let _live = LIVE.lock().await;
+    // Pasting allowed, so the clipboard channel is open: the refusal is the mode's.
+    let mut live = Live::open(&t, policy(false, true)).await;
+    let r = rand();
+    select_copied_line(&mut live, &r).await;
+    live.pump(Duration::from_secs(4)).await;
+    assert!(live.clipboards.is_empty(), "clipboard text was sent");
+    live.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_pointer_becomes_the_cursor() {
+    let Some(t) = target() else { return };
+    let _live = LIVE.lock().await;
+    let mut live = Live::open(&t, SessionPolicy::default()).await;
+    // Over the xterm and off it: the pointer changes shape.
+    for (x, y) in [(100, 100), (700, 600), (100, 100)] {
+        live.send([mouse(x, y, 0)]).await;
+        live.pump(Duration::from_millis(300)).await;
+    }
+    let got = live
+        .pump_until(Duration::from_secs(10), |l| {
+            l.instructions.iter().any(|i| i.opcode == "cursor")
+        })
+        .await;
+    assert!(got, "no cursor instruction");
+    // The cursor's layer gets a PNG with alpha of the cursor's size, before the cursor.
+    let at = live
+        .instructions
+        .iter()
+        .position(|i| i.opcode == "cursor")
+        .unwrap();
+    let cursor = &live.instructions[at];
+    assert_eq!(cursor.arg(2), Some("-1"), "{cursor:?}");
+    let (w, h): (u32, u32) = (
+        cursor.arg(5).unwrap().parse().unwrap(),
+        cursor.arg(6).unwrap().parse().unwrap(),
+    );
+    let img = live.instructions[..at]
+        .iter()
+        .rposition(|i| i.opcode == "img" && i.arg(2) == Some("-1"))
+        .expect("an image into the cursor layer");
+    let stream = live.instructions[img].arg(0).unwrap().to_owned();
+    assert_eq!(live.instructions[img].arg(1), Some("12"));
+    let mut png_bytes = Vec::new();
+    for i in &live.instructions[img..at] {
+        if i.opcode == "blob" && i.arg(0) == Some(stream.as_str()) {
+            png_bytes.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(i.arg(1).unwrap())
+                    .unwrap(),
+            );
+        }
+    }
+    let reader = png::Decoder::new(png_bytes.as_slice()).read_info().unwrap();
+    let info = reader.info();
+    assert_eq!((info.width, info.height), (w, h));
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    eprintln!(
+        "cursor {w}x{h}, hotspot {},{}",
+        cursor.arg(0).unwrap(),
+        cursor.arg(1).unwrap()
+    );
+    live.close().await;
 }
