@@ -154,16 +154,15 @@ fn connector_config(rdp: &Rdp, req: &OpenRequest) -> PluginResult<ironrdp_connec
         ironrdp_pdu::rdp::capability_sets::client_codecs_capabilities(&["remotefx:off"])
             .map_err(PluginError::internal)?
     };
+    let (width, height) = (clamp(req.display.width) & !1, clamp(req.display.height));
+    let scale = dpi_scale(req.display.dpi);
     Ok(ironrdp_connector::Config {
-        desktop_size: DesktopSize {
-            width: clamp(req.display.width) & !1,
-            height: clamp(req.display.height),
-        },
+        desktop_size: DesktopSize { width, height },
         monitor_layout: None,
-        desktop_scale_factor: 0,
-        desktop_physical_size: None,
+        desktop_scale_factor: scale.desktop,
+        desktop_physical_size: scale.physical(width, height),
         desktop_orientation: None,
-        device_scale_factor: None,
+        device_scale_factor: scale.device,
         monitor_extended_layout: None,
         relative_mouse_input: false,
         enable_tls: true,
@@ -457,5 +456,62 @@ mod tests {
             f,
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+}
+
+/// GUAC_DPI as RDP scale factors (MS-RDPBCGR 2.2.1.3.2): the desktop scale in percent of 96 DPI
+/// (100 to 500), the device scale as one of 100, 140, 180, and the physical size in millimetres
+/// that makes the server compute the same DPI. 96 DPI (or none) asks for no scaling.
+pub struct DpiScale {
+    pub desktop: u32,
+    pub device: Option<u32>,
+    dpi: u32,
+}
+
+pub fn dpi_scale(dpi: u32) -> DpiScale {
+    if dpi == 0 || dpi == 96 {
+        return DpiScale {
+            desktop: 0,
+            device: None,
+            dpi: 96,
+        };
+    }
+    let desktop = (dpi * 100 / 96).clamp(100, 500);
+    let device = match desktop {
+        0..=119 => 100,
+        120..=159 => 140,
+        _ => 180,
+    };
+    DpiScale {
+        desktop,
+        device: Some(device),
+        dpi: dpi.clamp(48, 480),
+    }
+}
+
+impl DpiScale {
+    /// Millimetres for `pixels` at this DPI; None when no scaling is asked for.
+    pub fn physical(&self, width: u16, height: u16) -> Option<(u32, u32)> {
+        self.device?;
+        let mm = |px: u16| u32::from(px) * 254 / (self.dpi * 10);
+        Some((mm(width), mm(height)))
+    }
+}
+
+#[cfg(test)]
+mod dpi_tests {
+    use super::*;
+
+    #[test]
+    fn guac_dpi_becomes_scale_factors() {
+        let none = dpi_scale(96);
+        assert_eq!((none.desktop, none.device), (0, None));
+        assert_eq!(none.physical(1024, 768), None);
+        let hi = dpi_scale(192);
+        assert_eq!((hi.desktop, hi.device), (200, Some(180)));
+        assert_eq!(hi.physical(1920, 1080), Some((254, 142)));
+        let mid = dpi_scale(120);
+        assert_eq!((mid.desktop, mid.device), (125, Some(140)));
+        assert_eq!(dpi_scale(2000).desktop, 500);
     }
 }
