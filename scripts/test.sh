@@ -25,7 +25,7 @@ start_samba_ad
 start_xrdp
 ensure_browser
 step "tests"
-cargo test --workspace 2>&1 | tee "$results"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$results"
 step "cargo-deny (bans, licenses, sources)"
 if ! command -v cargo-deny >/dev/null; then
     cargo install --locked cargo-deny

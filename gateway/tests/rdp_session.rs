@@ -233,8 +233,14 @@ fn slow_browser(lab: &Lab, rt: &tokio::runtime::Runtime) {
             ws.send(Message::text(ack)).await.unwrap();
         }
         let mut after = Vec::new();
-        pump(&mut ws, &mut parser, &mut after, 10, |s| {
-            s.iter().filter(|i| i.opcode == "sync").count() >= 2
+        pump(&mut ws, &mut parser, &mut after, 3, |s| {
+            s.iter().any(|i| i.opcode == "img")
+        })
+        .await;
+        // Whether or not the scroll was still drawing, new output is drawn again.
+        type_text(&mut ws, "echo caught-up\n").await;
+        pump(&mut ws, &mut parser, &mut after, 15, |s| {
+            s.iter().any(|i| i.opcode == "img")
         })
         .await;
         assert!(
