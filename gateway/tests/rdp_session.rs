@@ -92,6 +92,43 @@ async fn type_text(ws: &mut Ws, text: &str) {
     }
 }
 
+/// Text selected in the remote xterm arrives as the browser's clipboard stream (the policy allows
+/// copying by default).
+async fn copy_reaches_the_browser(ws: &mut Ws, parser: &mut Parser) {
+    use base64::Engine as _;
+    let word = format!("copy-{}", uuid::Uuid::new_v4().simple());
+    type_text(ws, &format!("clear; echo {word}\n")).await;
+    let mut seen = Vec::new();
+    pump(ws, parser, &mut seen, 2, |_| false).await;
+    // Line 0 of the xterm (6x13 font): a triple click selects it (xterm copies to CLIPBOARD).
+    for _ in 0..3 {
+        for mask in ["1", "0"] {
+            let click = Instruction::new("mouse", &["20", "8", mask]).encode();
+            ws.send(Message::text(click)).await.unwrap();
+        }
+    }
+    let mut got = Vec::new();
+    pump(ws, parser, &mut got, 15, |s| {
+        s.iter()
+            .any(|i| i.opcode == "end" && i.arg(0) == Some("65"))
+    })
+    .await;
+    let text: Vec<u8> = got
+        .iter()
+        .filter(|i| i.opcode == "blob" && i.arg(0) == Some("65"))
+        .flat_map(|i| {
+            base64::engine::general_purpose::STANDARD
+                .decode(i.arg(1).unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        String::from_utf8_lossy(&text).contains(&word),
+        "the copied line reaches the browser's clipboard: {:?}",
+        got.iter().map(|i| &i.opcode).collect::<Vec<_>>()
+    );
+}
+
 fn wait_for_file(path: &str, secs: u64) -> bool {
     for _ in 0..secs * 10 {
         if std::path::Path::new(path).exists() {
@@ -148,6 +185,9 @@ fn a_graphical_session_through_the_gateway() {
                 made,
                 "typing into the session created {marker} on the target"
             );
+            if round == 0 {
+                copy_reaches_the_browser(&mut ws, &mut parser).await;
+            }
             ws.send(Message::text(Instruction::new("disconnect", &[]).encode()))
                 .await
                 .unwrap();
@@ -183,6 +223,10 @@ fn a_graphical_session_through_the_gateway() {
     assert!(
         !guac.contains("3.key,"),
         "keys are not recorded unless the policy says so"
+    );
+    assert!(
+        !guac.contains("9.clipboard,"),
+        "clipboard text is never recorded"
     );
     assert!(!guac.contains(&password) && !guac.contains(MASTER));
     let log = lab.gw.stderr();

@@ -58,6 +58,25 @@ fn push_element(out: &mut String, value: &str) {
     out.push_str(value);
 }
 
+/// Raw bytes per `blob` of an outgoing stream: a multiple of 3, so every blob is valid base64 on
+/// its own (guacd's figure).
+pub const BLOB_BYTES: usize = 6048;
+
+/// The instructions that hand `text` to the browser's clipboard on `stream`: `clipboard`, `blob`s
+/// of base64 UTF-8, `end`.
+pub fn clipboard(stream: &str, text: &str) -> String {
+    use base64::Engine as _;
+    let mut out = Instruction::new("clipboard", &[stream, "text/plain"]).encode();
+    let mut b64 = String::with_capacity(BLOB_BYTES / 3 * 4);
+    for chunk in text.as_bytes().chunks(BLOB_BYTES) {
+        b64.clear();
+        base64::engine::general_purpose::STANDARD.encode_string(chunk, &mut b64);
+        out.push_str(&Instruction::new("blob", &[stream, &b64]).encode());
+    }
+    out.push_str(&Instruction::new("end", &[stream]).encode());
+    out
+}
+
 /// Replaces characters outside the Basic Multilingual Plane (which guacamole-common-js 1.5.0
 /// miscounts) with U+FFFD, for text that goes to that client.
 pub fn encode_for_client(text: &str) -> String {
@@ -213,6 +232,32 @@ mod tests {
         assert_eq!(
             p.feed("9.clipboard,4.héé😀;").unwrap(),
             vec![Instruction::new("clipboard", &["héé😀"])]
+        );
+    }
+
+    #[test]
+    fn clipboard_streams_carry_the_text_in_whole_base64_blobs() {
+        use base64::Engine as _;
+        let text = "héllo ".repeat(3000);
+        let wire = clipboard("65", &text);
+        let got = Parser::new().feed(&wire).unwrap();
+        assert_eq!(
+            got.first().unwrap(),
+            &Instruction::new("clipboard", &["65", "text/plain"])
+        );
+        assert_eq!(got.last().unwrap(), &Instruction::new("end", &["65"]));
+        let mut data = Vec::new();
+        for blob in &got[1..got.len() - 1] {
+            let chunk = base64::engine::general_purpose::STANDARD
+                .decode(blob.arg(1).unwrap())
+                .unwrap();
+            assert!(chunk.len() <= BLOB_BYTES);
+            data.extend(chunk);
+        }
+        assert_eq!(String::from_utf8(data).unwrap(), text);
+        assert_eq!(
+            clipboard("1", ""),
+            "9.clipboard,1.1,10.text/plain;3.end,1.1;"
         );
     }
 

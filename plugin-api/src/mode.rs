@@ -114,6 +114,9 @@ pub enum Frame {
     Terminal(Vec<u8>),
     /// One Guacamole instruction.
     Display(String),
+    /// Text the target put on its clipboard. The host hands it to the browser only where the
+    /// policy allows copying, and never records it.
+    Clipboard(String),
     Notice(Notice),
 }
 

@@ -305,6 +305,20 @@ async fn relay(
                         Err(_) => break Err("the browser stopped reading; the session was ended".into()),
                     }
                 }
+                // Clipboard text from the target: to the browser only where the policy allows
+                // copying, and never into the recording (as guacd does).
+                Some(Frame::Clipboard(text)) => {
+                    if display && session_policy.allow_copy {
+                        // Stream 65: modes draw images on streams 1 to 64.
+                        let stream = openpsm_plugin_api::guac::clipboard(
+                            "65",
+                            &openpsm_plugin_api::guac::encode_for_client(&text),
+                        );
+                        if tokio::time::timeout(send_timeout, ws.send(Message::Text(Utf8Bytes::from(stream)))).await.is_err() {
+                            break Err("the browser stopped reading; the session was ended".into());
+                        }
+                    }
+                }
                 Some(Frame::Notice(notice)) => {
                     engine.notice(flow, &notice).await?;
                     // The display channel carries Guacamole instructions only.
@@ -314,13 +328,7 @@ async fn relay(
                 }
                 Some(Frame::Display(instructions)) => {
                     last_activity = tokio::time::Instant::now();
-                    // Clipboard text from the target: only where the policy allows copying, and
-                    // never into the recording (as guacd does).
-                    let clipboard = instructions.starts_with("9.clipboard,");
-                    if clipboard && !session_policy.allow_copy {
-                        continue;
-                    }
-                    if let Some(g) = guac.as_mut().filter(|_| !clipboard)
+                    if let Some(g) = guac.as_mut()
                         && let Err(e) = g.output(&instructions).await
                     {
                         break Err(format!("the recording failed, so the session was ended: {}", e.reason));

@@ -6,14 +6,13 @@
 //! through [`Clipboard`] (which produces the channel messages to send). Browser to server: the
 //! pasted text is announced (FormatList) and handed over when the server asks for it
 //! (FormatDataRequest). Server to browser: a new text format announced by the server is fetched at
-//! once and goes to the browser as one `clipboard`/`blob`/`end` display string.
+//! once and handed to the host as `Frame::Clipboard` (the host applies the copy policy).
 //!
 //! Line ends: LF in the browser, CRLF on the RDP side (as guacd and Windows do). Nothing here
 //! logs clipboard contents, only sizes.
 
 use std::collections::VecDeque;
 
-use base64::Engine as _;
 use ironrdp_cliprdr::backend::CliprdrBackend;
 use ironrdp_cliprdr::pdu::{
     ClipboardFormat, ClipboardFormatId, ClipboardGeneralCapabilityFlags, FileContentsRequest,
@@ -23,14 +22,8 @@ use ironrdp_cliprdr::pdu::{
 use ironrdp_cliprdr::{CliprdrClient, CliprdrSvcMessages};
 use ironrdp_pdu::PduResult;
 
-use crate::guac::Instruction;
-
 /// The largest clipboard text either way, in UTF-8 bytes; bigger is refused, not cut.
 pub const MAX_TEXT: usize = 256 * 1024;
-/// The stream index of clipboard text to the browser (image streams use 1..=64).
-const STREAM: &str = "65";
-/// Raw bytes per blob: a multiple of 3, so each blob is valid base64 on its own.
-const BLOB_BYTES: usize = 6048;
 
 /// What the channel reported, for the session loop to act on.
 #[derive(Debug, PartialEq, Eq)]
@@ -164,21 +157,9 @@ fn crlf(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\n', "\r\n")
 }
 
-/// The display string that hands `text` to the browser: `clipboard`, `blob`s of base64 UTF-8
-/// (at most [`BLOB_BYTES`] each), `end`, and nothing else. None when the text is too big.
-pub fn instructions(text: &str) -> Option<String> {
-    if text.len() > MAX_TEXT {
-        return None;
-    }
-    let mut out = Instruction::new("clipboard", &[STREAM, "text/plain"]).encode();
-    let mut b64 = String::with_capacity(BLOB_BYTES / 3 * 4);
-    for chunk in text.as_bytes().chunks(BLOB_BYTES) {
-        b64.clear();
-        base64::engine::general_purpose::STANDARD.encode_string(chunk, &mut b64);
-        out.push_str(&Instruction::new("blob", &[STREAM, &b64]).encode());
-    }
-    out.push_str(&Instruction::new("end", &[STREAM]).encode());
-    Some(out)
+/// The text, unless it is bigger than [`MAX_TEXT`] (refused whole, never cut).
+pub fn within_limit(text: String) -> Option<String> {
+    (text.len() <= MAX_TEXT).then_some(text)
 }
 
 /// What the session does about one event.
@@ -186,8 +167,8 @@ pub fn instructions(text: &str) -> Option<String> {
 pub struct Outcome {
     /// Channel messages to send to the server.
     pub messages: Option<CliprdrSvcMessages<ironrdp_cliprdr::Client>>,
-    /// A display string for the browser.
-    pub display: Option<String>,
+    /// Text for the browser's clipboard (the host applies the copy policy and encodes it).
+    pub text: Option<String>,
     /// A size refused (in bytes), for a notice.
     pub refused: Option<usize>,
 }
@@ -305,13 +286,14 @@ impl Clipboard {
         } else {
             decode_ansi(&data)
         };
-        match instructions(&text) {
-            Some(display) => Outcome {
-                display: Some(display),
+        let size = text.len();
+        match within_limit(text) {
+            Some(text) => Outcome {
+                text: Some(text),
                 ..Outcome::default()
             },
             None => Outcome {
-                refused: Some(text.len()),
+                refused: Some(size),
                 ..Outcome::default()
             },
         }
@@ -322,7 +304,6 @@ impl Clipboard {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::guac::Parser;
 
     #[test]
     fn utf16_round_trip_with_line_ends() {
@@ -352,46 +333,17 @@ mod tests {
     }
 
     #[test]
-    fn browser_instructions_hold_the_text_only() {
-        let text: String = "0123456789ä\n".repeat(1500);
-        let wire = instructions(&text).unwrap();
-        assert!(wire.starts_with("9.clipboard,2.65,10.text/plain;"));
-        let all = Parser::new().feed(&wire).unwrap();
-        assert_eq!(all.last().unwrap(), &Instruction::new("end", &["65"]));
-        let mut data = Vec::new();
-        let blobs = &all[1..all.len() - 1];
-        assert!(blobs.len() > 1);
-        for (n, i) in blobs.iter().enumerate() {
-            assert_eq!((i.opcode.as_str(), i.arg(0)), ("blob", Some("65")));
-            let chunk = base64::engine::general_purpose::STANDARD
-                .decode(i.arg(1).unwrap())
-                .unwrap();
-            assert!(chunk.len() <= BLOB_BYTES);
-            if n + 1 < blobs.len() {
-                assert_eq!(chunk.len() % 3, 0);
-            }
-            data.extend(chunk);
-        }
-        assert_eq!(String::from_utf8(data).unwrap(), text);
-        // Empty text: still one complete (empty) stream.
-        assert_eq!(
-            instructions("").unwrap(),
-            "9.clipboard,2.65,10.text/plain;3.end,2.65;"
-        );
-    }
-
-    #[test]
     fn size_limit_refuses_rather_than_cuts() {
-        assert!(instructions(&"x".repeat(MAX_TEXT)).is_some());
-        assert!(instructions(&"x".repeat(MAX_TEXT + 1)).is_none());
+        assert!(within_limit("x".repeat(MAX_TEXT)).is_some());
+        assert!(within_limit("x".repeat(MAX_TEXT + 1)).is_none());
         let mut c = Clipboard::new(true, true);
         c.requested.push_back(ClipboardFormatId::CF_UNICODETEXT);
         let out = c.received(Some(encode_unicode(&"y".repeat(MAX_TEXT + 1))));
         assert_eq!(out.refused, Some(MAX_TEXT + 1));
-        assert!(out.display.is_none());
+        assert!(out.text.is_none());
         c.requested.push_back(ClipboardFormatId::CF_UNICODETEXT);
         let out = c.received(Some(encode_unicode("copy-1\n")));
-        assert_eq!(out.display, instructions("copy-1\n"));
+        assert_eq!(out.text.as_deref(), Some("copy-1\n"));
     }
 
     #[test]
@@ -402,7 +354,7 @@ mod tests {
         let out = c.event(&mut cliprdr, Event::RemoteCopy(text)).unwrap();
         assert!(out.messages.is_none() && c.requested.is_empty());
         // A response nobody asked for is dropped.
-        assert!(c.received(Some(encode_unicode("x"))).display.is_none());
+        assert!(c.received(Some(encode_unicode("x"))).text.is_none());
         // Paste not allowed: the text is not kept.
         let mut c = Clipboard::new(true, false);
         let out = c.paste(&mut cliprdr, "secret".into()).unwrap();

@@ -364,8 +364,8 @@ impl Session<'_> {
                 Err(e) => tracing::warn!(error = %e, "rdp clipboard channel"),
             }
         }
-        if let Some(display) = outcome.display {
-            self.send(Frame::Display(display)).await?;
+        if let Some(text) = outcome.text {
+            self.send(Frame::Clipboard(text)).await?;
         }
         if let Some(size) = outcome.refused {
             tracing::info!(size, "rdp clipboard text refused: too large");
