@@ -24,14 +24,7 @@ const COOKIE: &str = "openpsm_enrol";
 const TITLE: &str = "Set up your authenticator";
 
 fn cookie_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
+    super::pages::cookie(headers, COOKIE)
 }
 
 fn problem(status: StatusCode, message: &str) -> Response {

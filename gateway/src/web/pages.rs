@@ -21,16 +21,22 @@ use crate::workflow::{Answer, FlowError, StepView};
 
 pub const COOKIE: &str = "openpsm_flow";
 
-/// `<id>.<secret>` from the flow cookie.
-pub fn cookie_flow(headers: &HeaderMap) -> Option<(String, String)> {
+/// The value of the cookie `name`, if the request carries it.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .and_then(|(_, value)| value.split_once('.'))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// `<id>.<secret>` from the flow cookie.
+pub fn cookie_flow(headers: &HeaderMap) -> Option<(String, String)> {
+    cookie(headers, COOKIE)?
+        .split_once('.')
         .map(|(id, secret)| (id.to_owned(), secret.to_owned()))
 }
 
